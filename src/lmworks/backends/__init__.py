@@ -1,0 +1,12 @@
+"""Model backends behind :class:`lmworks.TextClassifier`.
+
+A backend turns texts into class probabilities and knows its own files; label
+handling, thresholds, metrics and the model directory's ``lmworks.json`` live in the
+classifier, so every backend gets them for free.
+"""
+
+from __future__ import annotations
+
+from .base import Backend, backend_for_model, backend_class
+
+__all__ = ["Backend", "backend_class", "backend_for_model"]

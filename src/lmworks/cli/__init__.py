@@ -1,0 +1,71 @@
+"""``lmworks`` command line: a thin dispatcher over one module per subcommand.
+
+Each subcommand module exposes ``register(subparsers)`` and ``run(args) -> int``;
+all real work happens in the Python API, so anything the CLI does can be done
+from Python too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..errors import LmworksError
+
+SUBCOMMANDS = ("train", "evaluate", "predict", "models", "datasets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (subcommand modules add their own options)."""
+    import importlib
+
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lmworks",
+        description="Fine-tune, evaluate and apply pretrained transformer text classifiers, "
+        "on a CPU and offline.",
+        epilog="Run 'lmworks COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"lmworks {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f".{name}", __name__).register(sub)
+    return parser
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        return f"lmworks: {prefix}{record.getMessage()}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lmworks`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger = logging.getLogger("lmworks")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logger.propagate = False
+    try:
+        return int(args.run(args) or 0)
+    except LmworksError as err:
+        print(f"lmworks: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lmworks: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+    finally:
+        logger.removeHandler(handler)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
+    """``--text-column``, ``--label-column``, ``--label-separator``, ``--encoding``."""
+    group = parser.add_argument_group("data")
+    group.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    if labels:
+        group.add_argument("--label-column", default="label", help="column holding the label (default: label)")
+    group.add_argument(
+        "--label-separator", default="|",
+        help="separator between labels of a multi-label row in CSV (default: |); JSONL may use lists",
+    )
+    group.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input (default: utf-8)")
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer > 0."""
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number

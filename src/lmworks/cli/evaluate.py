@@ -1,0 +1,48 @@
+"""``lmworks evaluate``: classification report of a model on labelled data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ._common import add_data_options
+
+LOGGER = logging.getLogger("lmworks")
+
+
+def register(sub) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser(
+        "evaluate", help="classification report on labelled data",
+        description="Print per-class precision/recall/F1/support, accuracy, macro and weighted "
+        "averages, the confusion matrix and the calibration error of MODEL_DIR on DATA. Labels "
+        "the model never saw are reported, not fatal.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("data", metavar="DATA", help=".csv, .jsonl, .parquet, or - for JSONL on stdin")
+    add_data_options(p)
+    p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print."""
+    from .._io import write_text_atomic
+    from ..classifier import TextClassifier
+    from ..data import read_dataset
+    from ..evaluation import format_report
+
+    clf = TextClassifier.load(args.model_dir)
+    data = read_dataset(
+        args.data, text_column=args.text_column, label_column=args.label_column,
+        multi_label=clf.config.multi_label, label_separator=args.label_separator, encoding=args.encoding,
+    )
+    metrics = clf.evaluate(data.texts, data.labels)
+    print(format_report(metrics))
+    if metrics["unseen_labels"]:
+        LOGGER.warning("%d rows carry labels the model was never trained on: %s",
+                       sum(metrics["unseen_labels"].values()), ", ".join(metrics["unseen_labels"]))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    return 0

@@ -1,0 +1,32 @@
+"""``lmworks models``: list the encoders and baselines available offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser("models", help="list encoders available offline",
+                       description="List named models, whether they are installed, and where.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the model list."""
+    from ..models import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        status = "available" if row["available"] else "not installed"
+        print(f"{row['name']:<8} {row['kind']:<8} {status:<13} {row['description']}")
+        if row["available"] and row["path"]:
+            print(f"{'':<8} path: {row['path']}")
+        elif not row["available"]:
+            print(f"{'':<8} install: {row['install']}")
+    return 0

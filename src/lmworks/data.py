@@ -1,0 +1,302 @@
+"""Read and validate labelled text from CSV, JSONL and Parquet files.
+
+Every reader works in chunks so that prediction over millions of rows runs in
+bounded memory; :func:`read_dataset` simply collects the chunks of a training or
+evaluation file. Errors name the file, the row (1-based, header excluded; "line"
+for JSONL) and the column, because a user fixing a 50,000-row export needs to know
+exactly where to look.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+#: File suffixes understood by the readers and writers, by format.
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+STDIN = "-"
+DEFAULT_CHUNK_SIZE = 10_000
+
+
+@dataclass
+class TextDataset:
+    """Texts with optional labels, as read from one source.
+
+    ``labels`` holds one string per text for single-label data, a list of strings
+    per text for multi-label data, and is ``None`` for unlabelled data.
+    """
+
+    texts: list[str]
+    labels: list[Any] | None
+    source: str = "<memory>"
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def detect_format(path: str | Path) -> str:
+    """Return ``"csv"``, ``"jsonl"`` or ``"parquet"`` from the file name (``-`` is JSONL)."""
+    if str(path) == STDIN:
+        return "jsonl"
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(
+            f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .jsonl or .parquet"
+        )
+    return FORMATS[suffix]
+
+
+def iter_chunks(
+    path: str | Path,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    encoding: str = "utf-8",
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of a data file as DataFrames of at most ``chunk_size`` rows.
+
+    CSV cells are read as strings (an empty cell is ``""``) so that labels such as
+    ``"01"`` survive; JSONL and Parquet keep their native types. Each chunk's index
+    continues the row numbering of the file (0-based).
+    """
+    fmt = detect_format(path)
+    if str(path) != STDIN and not Path(path).is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        if fmt == "csv":
+            yield from _iter_csv(path, chunk_size, encoding)
+        elif fmt == "jsonl":
+            yield from _iter_jsonl(path, chunk_size, encoding)
+        else:
+            yield from _iter_parquet(path, chunk_size)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not valid {encoding} text (byte {err.start}: {err.reason}); "
+            "re-save the file as UTF-8 or pass --encoding"
+        ) from None
+
+
+def _iter_csv(path, chunk_size: int, encoding: str) -> Iterator[pd.DataFrame]:
+    try:
+        reader = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            chunksize=chunk_size,
+            encoding=encoding,
+            encoding_errors="strict",
+        )
+        with reader:
+            yield from reader
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty (no header row)") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: malformed CSV ({str(err).strip()})") from None
+
+
+def _iter_jsonl(path, chunk_size: int, encoding: str) -> Iterator[pd.DataFrame]:
+    if str(path) == STDIN:
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors="strict")
+        name = "<stdin>"
+    else:
+        stream = open(path, encoding=encoding, errors="strict")  # noqa: SIM115
+        name = str(path)
+    records: list[dict] = []
+    start = 0
+    with stream:
+        for lineno, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{name} line {lineno}: invalid JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{name} line {lineno}: expected a JSON object, got {type(record).__name__}")
+            record["__line__"] = lineno
+            records.append(record)
+            if len(records) >= chunk_size:
+                yield _jsonl_frame(records, start)
+                start += len(records)
+                records = []
+    if records:
+        yield _jsonl_frame(records, start)
+
+
+def _jsonl_frame(records: list[dict], start: int) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records)
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return frame
+
+
+def _iter_parquet(path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'lmworks[parquet]'") from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+    start = 0
+    for batch in parquet.iter_batches(batch_size=chunk_size):
+        frame = batch.to_pandas()
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame
+
+
+def row_ref(path: str | Path, frame: pd.DataFrame, index: int) -> str:
+    """Describe a row for an error message: ``file line N`` for JSONL, ``file row N`` otherwise."""
+    name = "<stdin>" if str(path) == STDIN else str(path)
+    if "__line__" in frame.columns:
+        return f"{name} line {int(frame.at[index, '__line__'])}"
+    return f"{name} row {index + 1}"
+
+
+def require_columns(path: str | Path, frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Raise :class:`DataError` naming the first column of ``columns`` absent from ``frame``."""
+    present = [c for c in frame.columns if c != "__line__"]
+    for column in columns:
+        if column not in frame.columns:
+            raise DataError(
+                f"{path}: column {column!r} not found (columns: {', '.join(map(str, present)) or 'none'})"
+            )
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return False
+
+
+def clean_texts(path: str | Path, frame: pd.DataFrame, column: str) -> list[str]:
+    """Return the text column as a list of strings; reject empty and non-string values."""
+    texts = frame[column].tolist()
+    for index, text in zip(frame.index, texts):
+        if _is_missing(text):
+            raise DataError(f"{row_ref(path, frame, index)}: column {column!r} is missing")
+        if not isinstance(text, str):
+            raise DataError(
+                f"{row_ref(path, frame, index)}: column {column!r} must be a string, "
+                f"got {type(text).__name__} {text!r:.40}"
+            )
+        if not text.strip():
+            raise DataError(f"{row_ref(path, frame, index)}: column {column!r} is empty")
+    return texts
+
+
+def normalise_label(value: Any) -> str | None:
+    """Map a raw label cell to its string name (``1``, ``1.0`` and ``"1"`` are all ``"1"``)."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def clean_labels(
+    path: str | Path,
+    frame: pd.DataFrame,
+    column: str,
+    *,
+    multi_label: bool = False,
+    separator: str = "|",
+) -> list[Any]:
+    """Return the label column as strings (single-label) or lists of strings (multi-label)."""
+    out: list[Any] = []
+    for index, value in zip(frame.index, frame[column].tolist()):
+        if multi_label:
+            if isinstance(value, (list, tuple, np.ndarray)):
+                items = [normalise_label(v) for v in value]
+            elif _is_missing(value):
+                raise DataError(f"{row_ref(path, frame, index)}: column {column!r} is missing")
+            else:
+                items = [normalise_label(v) for v in str(value).split(separator)]
+            out.append(sorted({i for i in items if i is not None}))
+        else:
+            if isinstance(value, (list, tuple, np.ndarray)):
+                raise DataError(
+                    f"{row_ref(path, frame, index)}: column {column!r} holds a list; "
+                    "pass --multi-label for multi-label data"
+                )
+            label = normalise_label(value)
+            if label is None:
+                raise DataError(f"{row_ref(path, frame, index)}: column {column!r} is empty")
+            out.append(label)
+    return out
+
+
+def read_dataset(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    multi_label: bool = False,
+    label_separator: str = "|",
+    encoding: str = "utf-8",
+) -> TextDataset:
+    """Read a whole labelled (or, with ``label_column=None``, unlabelled) data file."""
+    texts: list[str] = []
+    labels: list[Any] | None = [] if label_column else None
+    columns = [text_column] + ([label_column] if label_column else [])
+    for chunk in iter_chunks(path, encoding=encoding):
+        require_columns(path, chunk, columns)
+        texts.extend(clean_texts(path, chunk, text_column))
+        if label_column and labels is not None:
+            labels.extend(
+                clean_labels(path, chunk, label_column, multi_label=multi_label, separator=label_separator)
+            )
+    if not texts:
+        raise DataError(f"{path}: no rows")
+    return TextDataset(texts=texts, labels=labels, source=str(path))
+
+
+def label_set(labels: Sequence[Any], *, multi_label: bool = False) -> list[str]:
+    """Sorted list of the distinct label names in ``labels``."""
+    if multi_label:
+        return sorted({name for row in labels for name in row})
+    return sorted(set(labels))
+
+
+def split_dataset(
+    texts: Sequence[str],
+    labels: Sequence[Any],
+    *,
+    fraction: float,
+    seed: int,
+    multi_label: bool = False,
+) -> tuple[list[str], list[Any], list[str], list[Any]]:
+    """Split off ``fraction`` of the rows for evaluation, stratified by label when possible."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(texts)
+    n_eval = int(round(n * fraction))
+    if n_eval < 1 or n - n_eval < 2:
+        raise DataError(f"cannot split {n} rows with eval fraction {fraction}: too few rows")
+    stratify = None
+    if not multi_label:
+        counts = pd.Series(list(labels)).value_counts()
+        if counts.min() >= 2 and n_eval >= len(counts):
+            stratify = list(labels)
+    idx_train, idx_eval = train_test_split(
+        np.arange(n), test_size=n_eval, random_state=seed, stratify=stratify
+    )
+    pick = lambda seq, idx: [seq[i] for i in idx]  # noqa: E731
+    return pick(texts, idx_train), pick(labels, idx_train), pick(texts, idx_eval), pick(labels, idx_eval)

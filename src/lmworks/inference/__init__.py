@@ -1,0 +1,1 @@
+"""Inference: batched prediction over texts and streamed prediction over files."""

@@ -1,0 +1,155 @@
+"""Prediction over data files of any size, streamed chunk by chunk.
+
+Rows are read, classified and written one chunk at a time, so memory stays flat
+whether the file has a thousand rows or ten million; the output goes to a
+temporary file that replaces the destination only when every row is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_file
+from ..data import DEFAULT_CHUNK_SIZE, clean_texts, detect_format, iter_chunks, require_columns
+from ..errors import DataError
+
+LOGGER = logging.getLogger("lmworks")
+
+
+class _TruncationTally(logging.Filter):
+    """Sum per-chunk truncation warnings into one total instead of one line per chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.truncated = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        counts = getattr(record, "lmworks_truncated", None)
+        if counts is None:
+            return True
+        self.truncated += counts[0]
+        return False
+
+
+def _output_frame(chunk: pd.DataFrame, labels: list[str], predicted: list[Any], proba: np.ndarray,
+                  label_column: str, multi_label: bool, separator: str, fmt: str) -> pd.DataFrame:
+    out = chunk.drop(columns=["__line__"], errors="ignore").copy()
+    if label_column in out.columns:
+        out = out.rename(columns={label_column: f"{label_column}_input"})
+    if multi_label and fmt == "csv":
+        predicted = [separator.join(row) for row in predicted]
+    out[label_column] = predicted
+    for j, name in enumerate(labels):
+        out[f"prob_{name}"] = np.round(proba[:, j], 6)
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def predict_file(
+    classifier,
+    data: str | Path,
+    output: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    encoding: str = "utf-8",
+    label_separator: str = "|",
+    progress: bool = True,
+) -> int:
+    """Write every input row plus ``label`` and one ``prob_<class>`` column per class.
+
+    An input column that is already called ``label`` is kept as ``label_input``.
+    Returns the number of rows written.
+    """
+    fmt = detect_format(output)
+    tally = _TruncationTally()
+    LOGGER.addFilter(tally)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(unit="row", dynamic_ncols=True, desc="predict")
+    rows = 0
+    try:
+        with atomic_file(output, "wb" if fmt == "parquet" else "w") as fh:
+            writer = _Writer(fh, fmt)
+            for chunk in iter_chunks(data, chunk_size=chunk_size, encoding=encoding):
+                require_columns(data, chunk, [text_column])
+                texts = clean_texts(data, chunk, text_column)
+                proba = classifier.predict_proba(texts)
+                frame = _output_frame(
+                    chunk, classifier.labels_, classifier.decide(proba), proba,
+                    label_column, classifier.config.multi_label, label_separator, fmt,
+                )
+                writer.write(frame)
+                rows += len(frame)
+                if bar is not None:
+                    bar.update(len(frame))
+            if rows == 0:
+                raise DataError(f"{data}: no rows")
+            writer.close()
+    finally:
+        LOGGER.removeFilter(tally)
+        if bar is not None:
+            bar.close()
+    if tally.truncated:
+        LOGGER.warning("%d of %d texts were longer than the model's max_length and were truncated",
+                       tally.truncated, rows)
+    return rows
+
+
+class _Writer:
+    """Append DataFrames to an open CSV, JSONL or Parquet file."""
+
+    def __init__(self, fh, fmt: str) -> None:
+        self.fh = fh
+        self.fmt = fmt
+        self._csv = None
+        self._parquet = None
+        self._columns: list[str] | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._columns is None:
+            self._columns = list(map(str, frame.columns))
+        if self.fmt == "csv":
+            if self._csv is None:
+                self._csv = csv.writer(self.fh)
+                self._csv.writerow(self._columns)
+            self._csv.writerows(frame.itertuples(index=False, name=None))
+        elif self.fmt == "jsonl":
+            for record in _records(frame):
+                self.fh.write(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.fh, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+
+
+def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    columns = list(map(str, frame.columns))
+    for row in frame.itertuples(index=False, name=None):
+        yield {c: (None if isinstance(v, float) and np.isnan(v) else v) for c, v in zip(columns, row)}

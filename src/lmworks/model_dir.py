@@ -1,0 +1,114 @@
+"""The model directory: ``lmworks.json`` plus the backend's files.
+
+``lmworks.json`` is the contract other tools read: task type, label order,
+thresholds, max length, head, training config, metrics, package versions and a
+SHA-256 of every file. Loading checks all of it before any weight is touched, so a
+truncated download, a hand-edited ``config.json`` or a directory that is not a
+model at all is refused with one clear line.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelDirError
+
+META_FILE = "lmworks.json"
+FORMAT = "lmworks-model"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide whether a model loads and predicts the same."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("lmworks", "torch", "transformers", "tokenizers", "scikit-learn", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def write_meta(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Record checksums of every file in ``directory`` and write ``lmworks.json`` last."""
+    files = {
+        p.relative_to(directory).as_posix(): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != META_FILE
+    }
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **meta,
+        "versions": package_versions(),
+        "files": files,
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return meta
+
+
+def read_meta(directory: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """Read and check ``lmworks.json``; raise :class:`ModelDirError` on any inconsistency."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelDirError(f"{directory}: model directory not found")
+    path = directory / META_FILE
+    if not path.is_file():
+        hint = " (training may have been interrupted; see --resume)" if any(directory.iterdir()) else ""
+        raise ModelDirError(f"{directory}: not an lmworks model directory, {META_FILE} is missing{hint}")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelDirError(f"{path}: corrupt ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelDirError(f"{path}: not an lmworks model description")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelDirError(
+            f"{path}: format version {meta['format_version']} is newer than this lmworks "
+            f"understands ({FORMAT_VERSION}); upgrade lmworks"
+        )
+    labels = meta.get("labels")
+    if not isinstance(labels, list) or len(labels) < 1 or len(set(labels)) != len(labels):
+        raise ModelDirError(f"{path}: 'labels' must be a list of distinct label names")
+    if verify:
+        if meta.get("backend") == "transformer":
+            _check_config_labels(directory / "config.json", labels)
+        for name, expected in meta.get("files", {}).items():
+            file = directory / name
+            if not file.is_file():
+                raise ModelDirError(f"{directory}: {name} is missing")
+            if sha256_file(file) != expected:
+                raise ModelDirError(f"{file}: checksum mismatch, the file is corrupt or was modified")
+    return meta
+
+
+def _check_config_labels(config_path: Path, labels: list[str]) -> None:
+    """``config.json``'s ``id2label`` must list the same labels in the same order."""
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelDirError(f"{config_path}: unreadable ({err})") from None
+    id2label = config.get("id2label") or {}
+    in_config = [id2label.get(str(i), id2label.get(i)) for i in range(len(id2label))]
+    if in_config != labels:
+        raise ModelDirError(
+            f"{config_path}: id2label {in_config} disagrees with {META_FILE} labels {labels}; "
+            "the directory was edited or mixed from two models"
+        )

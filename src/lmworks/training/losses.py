@@ -1,0 +1,31 @@
+"""Loss construction, including class weighting for imbalanced data (pure functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def balanced_class_weights(targets: np.ndarray, n_labels: int) -> np.ndarray:
+    """``n / (k * count_c)`` per class, as scikit-learn's ``class_weight="balanced"``."""
+    counts = np.bincount(np.asarray(targets, dtype=int), minlength=n_labels).astype(float)
+    weights = np.where(counts > 0, len(targets) / (n_labels * np.maximum(counts, 1)), 0.0)
+    return weights
+
+
+def balanced_pos_weights(targets: np.ndarray, max_weight: float = 50.0) -> np.ndarray:
+    """Per-label ``negatives / positives`` for BCE, capped so a rare label cannot explode."""
+    targets = np.asarray(targets, dtype=float)
+    pos = targets.sum(axis=0)
+    neg = len(targets) - pos
+    return np.clip(neg / np.maximum(pos, 1.0), 1.0 / max_weight, max_weight)
+
+
+def make_loss(targets: np.ndarray, n_labels: int, *, multi_label: bool, balanced: bool) -> nn.Module:
+    """Cross-entropy (single-label) or BCE-with-logits (multi-label), optionally balanced."""
+    if multi_label:
+        pos_weight = torch.tensor(balanced_pos_weights(targets), dtype=torch.float32) if balanced else None
+        return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    weight = torch.tensor(balanced_class_weights(targets, n_labels), dtype=torch.float32) if balanced else None
+    return nn.CrossEntropyLoss(weight=weight)
