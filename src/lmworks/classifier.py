@@ -98,14 +98,15 @@ class TextClassifier:
             labels = [sorted({str(x) for x in row}) for row in labels]
         else:
             labels = [str(x) for x in labels]
-        if eval_texts is None and cfg.eval_fraction > 0:
-            texts, labels, eval_texts, eval_labels = split_dataset(
-                texts, labels, fraction=cfg.eval_fraction, seed=cfg.seed, multi_label=multi
-            )
         names = label_set(labels, multi_label=multi)
         if len(names) < 2 and not (multi and len(names) == 1):
             found = f"a single class {names[0]!r}" if names else "no labels"
             raise DataError(f"training data has {found}; a classifier needs at least two classes")
+        if eval_texts is None and cfg.eval_fraction > 0:
+            texts, labels, eval_texts, eval_labels = split_dataset(
+                texts, labels, fraction=cfg.eval_fraction, seed=cfg.seed, multi_label=multi
+            )
+            names = label_set(labels, multi_label=multi)
         self.labels_ = names
         targets = self._encode(labels)
         eval_targets = None

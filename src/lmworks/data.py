@@ -289,7 +289,10 @@ def split_dataset(
     n = len(texts)
     n_eval = int(round(n * fraction))
     if n_eval < 1 or n - n_eval < 2:
-        raise DataError(f"cannot split {n} rows with eval fraction {fraction}: too few rows")
+        raise DataError(
+            f"cannot hold out {fraction:.0%} of {n} rows for evaluation: too few rows; "
+            "pass eval data (--eval) or eval_fraction=0"
+        )
     stratify = None
     if not multi_label:
         counts = pd.Series(list(labels)).value_counts()

@@ -243,6 +243,10 @@ class Trainer:
 
             bar = tqdm(total=total_steps, initial=state.step, unit="step", dynamic_ncols=True, leave=True)
         smoothed: float | None = None
+        pending = 0
+        in_step = False
+        group_rng = torch.get_rng_state()
+        group_samples = state.samples_seen
         net.train()
         try:
             while state.step < total_steps:
@@ -253,6 +257,11 @@ class Trainer:
                 tick = time.perf_counter()
                 for b_index in range(state.batches_done_in_epoch, len(batches)):
                     batch = batches[b_index]
+                    if pending == 0:
+                        # Snapshot so that an interrupt mid-step resumes with identical dropout.
+                        group_rng = torch.get_rng_state()
+                        group_samples = state.samples_seen
+                        in_step = True
                     ids, mask = pad_batch([input_ids[i] for i in batch], pad_id)
                     loss = self.loss_fn(net(ids, mask), targets[batch])
                     (loss / cfg.grad_accum_steps).backward()
@@ -269,6 +278,7 @@ class Trainer:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                     pending = 0
+                    in_step = False
                     state.step += 1
                     state.batches_done_in_epoch = b_index + 1
                     now = time.perf_counter()
@@ -286,12 +296,11 @@ class Trainer:
                             state,
                         )
                     finished = state.step >= total_steps
-                    if state.step % eval_every == 0 or finished or last_of_epoch:
-                        if (state.step % eval_every == 0) or finished:
-                            if self._evaluate(state):
-                                state.stopped_early = True
-                            self._save_checkpoint(state, optimizer, scheduler)
-                            tick = time.perf_counter()
+                    if state.step % eval_every == 0 or finished:
+                        if self._evaluate(state):
+                            state.stopped_early = True
+                        self._save_checkpoint(state, optimizer, scheduler)
+                        tick = time.perf_counter()
                     if finished or state.stopped_early:
                         break
                 if state.stopped_early or state.step >= total_steps:
@@ -300,6 +309,10 @@ class Trainer:
                 state.batches_done_in_epoch = 0
         except KeyboardInterrupt:
             state.interrupted = True
+            if in_step:
+                torch.set_rng_state(group_rng)
+                state.samples_seen = group_samples
+                optimizer.zero_grad(set_to_none=True)
             LOGGER.warning("interrupted at step %d/%d; keeping the best weights so far", state.step, total_steps)
             self._save_checkpoint(state, optimizer, scheduler)
         finally:

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from sklearn.metrics import classification_report, f1_score
+
+from lmworks.evaluation import (
+    classification_metrics,
+    expected_calibration_error,
+    format_report,
+    multilabel_metrics,
+)
+
+
+def test_matches_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.choice(["a", "b", "c"], 200).tolist()
+    p = [t if rng.random() < 0.7 else rng.choice(["a", "b", "c"]) for t in y]
+    m = classification_metrics(y, p, model_labels=["a", "b", "c"])
+    ref = classification_report(y, p, output_dict=True)
+    assert m["accuracy"] == pytest.approx(ref["accuracy"])
+    assert m["macro_f1"] == pytest.approx(ref["macro avg"]["f1-score"])
+    assert m["weighted_f1"] == pytest.approx(ref["weighted avg"]["f1-score"])
+    for label in "abc":
+        assert m["per_class"][label]["f1"] == pytest.approx(ref[label]["f1-score"])
+        assert m["per_class"][label]["support"] == ref[label]["support"]
+    assert np.array(m["confusion_matrix"]).sum() == 200
+    assert m["n"] == 200
+
+
+def test_unseen_labels_reported_not_crashed():
+    m = classification_metrics(["a", "b", "zzz", "zzz"], ["a", "b", "a", "b"], model_labels=["a", "b"])
+    assert m["unseen_labels"] == {"zzz": 2}
+    assert m["per_class"]["zzz"]["recall"] == 0.0 and m["per_class"]["zzz"]["support"] == 2
+    assert m["labels"] == ["a", "b", "zzz"]
+    assert "never saw" in format_report(m)
+
+
+def test_ece_known_values():
+    # Perfectly calibrated: 80% confident, 80% right.
+    conf = np.full(10, 0.8)
+    correct = np.array([1] * 8 + [0] * 2)
+    assert expected_calibration_error(conf, correct) == pytest.approx(0.0)
+    # Always 100% confident, always wrong.
+    assert expected_calibration_error(np.ones(5), np.zeros(5)) == pytest.approx(1.0)
+
+
+def test_multilabel_metrics():
+    y = [["a"], ["a", "b"], [], ["b"]]
+    p = [["a"], ["a"], [], ["b"]]
+    m = multilabel_metrics(y, p, model_labels=["a", "b"])
+    assert m["accuracy"] == pytest.approx(0.75)
+    ref = f1_score(np.array([[1, 0], [1, 1], [0, 0], [0, 1]]), np.array([[1, 0], [1, 0], [0, 0], [0, 1]]),
+                   average="macro")
+    assert m["macro_f1"] == pytest.approx(ref)
+    assert len(m["confusion_matrix"]) == 2
+    assert "subset accuracy" in format_report(m)
+
+
+def test_report_contains_every_number():
+    m = classification_metrics(["x", "y", "y"], ["x", "y", "x"], np.array([[.9, .1], [.2, .8], [.6, .4]]),
+                               model_labels=["x", "y"])
+    text = format_report(m)
+    for word in ("precision", "recall", "f1-score", "support", "accuracy", "macro avg", "weighted avg",
+                 "confusion matrix", "calibration"):
+        assert word in text

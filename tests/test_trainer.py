@@ -1,0 +1,132 @@
+"""The training loop alone: interruption, resume, early stopping, accumulation."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lmworks.training.config import TrainConfig
+from lmworks.training.trainer import STATE_FILE, Trainer
+
+
+class Bag(nn.Module):
+    """A tiny bag-of-embeddings classifier: the loop does not care what it trains."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("C", (), {"num_labels": 2})()
+        self.emb = nn.Embedding(50, 8)
+        self.drop = nn.Dropout(0.2)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, ids, mask):
+        m = mask.unsqueeze(-1).float()
+        return self.head(self.drop((self.emb(ids) * m).sum(1) / m.sum(1)))
+
+
+def data(n=96):
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(1, 50, rng.integers(2, 9)).tolist() for _ in range(n)]
+    y = torch.tensor([int(sum(x) % 2) for x in ids])
+    return ids, y
+
+
+def config(**kw):
+    base = dict(epochs=3, batch_size=8, lr=0.05, head_lr_multiplier=1.0, eval_every=4, patience=0,
+                log_every=1, num_threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def make(cfg, ckpt=None, interrupt_at=None):
+    torch.manual_seed(0)
+    net = Bag()
+    calls = {"n": 0}
+    ce = nn.CrossEntropyLoss()
+
+    def loss_fn(logits, y):
+        calls["n"] += 1
+        if interrupt_at is not None and calls["n"] == interrupt_at:
+            raise KeyboardInterrupt
+        return ce(logits, y)
+
+    score = {"i": 0}
+
+    def eval_fn(network):
+        score["i"] += 1
+        return -float(sum(p.abs().sum() for p in network.parameters())), {"i": score["i"]}
+
+    return net, Trainer(net, cfg, loss_fn=loss_fn, eval_fn=eval_fn, checkpoint_dir=ckpt, progress=False)
+
+
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path):
+    ids, y = data()
+    cfg = config()
+    net_a, trainer_a = make(cfg, tmp_path / "a")
+    full = trainer_a.train(ids, y, pad_id=0)
+    assert not full.state.interrupted
+
+    net_b, trainer_b = make(cfg, tmp_path / "b", interrupt_at=15)
+    part = trainer_b.train(ids, y, pad_id=0)
+    assert part.state.interrupted and part.state.step == 14
+    assert (tmp_path / "b" / STATE_FILE).is_file()
+
+    net_c, trainer_c = make(cfg, tmp_path / "b")
+    resumed = trainer_c.train(ids, y, pad_id=0, resume=True)
+    assert resumed.state.step == full.state.step
+    assert resumed.state.best_step == full.state.best_step
+    for (k, a), (_, c) in zip(net_a.state_dict().items(), net_c.state_dict().items()):
+        torch.testing.assert_close(a, c, msg=k)
+
+
+def test_interrupt_keeps_best_weights(tmp_path):
+    ids, y = data()
+    net, trainer = make(config(), tmp_path, interrupt_at=30)
+    result = trainer.train(ids, y, pad_id=0)
+    assert result.state.interrupted and result.state.best_step > 0
+    for k, v in trainer.best_state.items():
+        torch.testing.assert_close(net.state_dict()[k], v)
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    from lmworks.errors import ConfigError
+
+    ids, y = data()
+    _, trainer = make(config(), tmp_path, interrupt_at=10)
+    trainer.train(ids, y, pad_id=0)
+    _, other = make(config(lr=0.01), tmp_path)
+    with pytest.raises(ConfigError, match=r"settings differ .*\(lr\)"):
+        other.train(ids, y, pad_id=0, resume=True)
+    _, fresh = make(config(), tmp_path / "none")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        fresh.train(ids, y, pad_id=0, resume=True)
+
+
+def test_early_stopping(tmp_path):
+    ids, y = data()
+    net, trainer = make(config(patience=1, epochs=10))
+    trainer.eval_fn = lambda network: (0.5, {})
+    result = trainer.train(ids, y, pad_id=0)
+    assert result.state.stopped_early
+    assert result.state.step == 8  # best at the first eval (4), stop after one more without gain
+
+
+def test_gradient_accumulation_matches_big_batch():
+    """2 accumulated batches of 32 give the same update as one batch of 64."""
+    ids, y = data(64)
+
+    def run(batch, accum):
+        torch.manual_seed(0)
+        net = Bag()
+        net.drop.p = 0.0
+        cfg = config(batch_size=batch, grad_accum_steps=accum, epochs=2, eval_every=0, max_grad_norm=0,
+                     warmup_ratio=0.0)
+        result = Trainer(net, cfg, loss_fn=nn.CrossEntropyLoss(), progress=False).train(ids, y, pad_id=0)
+        return net, result
+
+    (a, ra), (b, rb) = run(64, 1), run(32, 2)
+    assert ra.total_steps == rb.total_steps == 2
+    torch.manual_seed(0)
+    before = Bag()
+    for (k, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(pa, pb, atol=1e-5, rtol=1e-4, msg=k)
+    assert not torch.allclose(a.head.weight, before.head.weight)
