@@ -149,7 +149,7 @@ def main() -> None:
 
     base = next((r for r in rows if r["method"].startswith("transformers")), None)
     print()
-    print(f"| method | test accuracy | test macro-F1 | train samples/s | speed-up vs Trainer | wall time |")
+    print("| method | test accuracy | test macro-F1 | train samples/s | speed-up vs Trainer | wall time |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         sps = r["train_samples_per_s"]

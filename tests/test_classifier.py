@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_sentiment
 from lmworks import DataError, ModelDirError, TextClassifier
 from lmworks.errors import ConfigError
-
-from conftest import make_sentiment
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +153,7 @@ def test_mean_head_runs_outside_lmworks(fitted):
 def test_multi_label(tiny_encoder, tiny_fast_options, tmp_path):
     texts, labels = [], []
     base, _ = make_sentiment(300, seed=4)
-    for i, text in enumerate(base):
+    for text in base:
         tags = []
         if "great" in text or "wonderful" in text or "excellent" in text:
             tags.append("praise")

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lmworks.cli import main
-
 from conftest import make_sentiment
+from lmworks.cli import main
 
 
 def write_data(path: Path, texts, labels, text_col="text", label_col="label"):

@@ -1,7 +1,6 @@
 """Slow tests: the real shipped encoder, and prediction over a million rows."""
 
 import json
-import resource
 import subprocess
 import sys
 

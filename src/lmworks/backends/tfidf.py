@@ -46,7 +46,7 @@ class TfidfBackend(Backend):
     name = "tfidf"
 
     def __init__(self) -> None:
-        self.pipeline = None
+        self.pipeline: Any = None
         self.multi_label = False
 
     def fit(

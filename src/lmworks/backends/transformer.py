@@ -29,8 +29,8 @@ class TransformerBackend(Backend):
 
     def __init__(self, model: str = "minilm") -> None:
         self.model = model
-        self.network = None
-        self.tokenizer = None
+        self.network: Any = None
+        self.tokenizer: Any = None
         self.max_length = 128
         self.multi_label = False
         self.pooling = "mean"

@@ -19,7 +19,7 @@ def add_data_options(parser: argparse.ArgumentParser, *, labels: bool = True) ->
 
 
 def positive_int(value: str) -> int:
-    """argparse type: an integer > 0."""
+    """Argparse type: an integer > 0."""
     number = int(value)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
