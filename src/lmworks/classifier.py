@@ -68,6 +68,8 @@ class TextClassifier:
         Throughput, steps, whether training was interrupted, and the metrics history.
     """
 
+    meta_: dict[str, Any]
+
     def __init__(self, model: str = "minilm", *, config: TrainConfig | None = None, **options: Any) -> None:
         self.model = model
         self.config = (config or TrainConfig()).replace(model=model, **options)

@@ -44,6 +44,12 @@ class TextDataset:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def require_labels(self) -> list[Any]:
+        """The labels; a :class:`DataError` if the data was read without a label column."""
+        if self.labels is None:
+            raise DataError(f"{self.source}: no labels were read")
+        return self.labels
+
 
 def detect_format(path: str | Path) -> str:
     """Return ``"csv"``, ``"jsonl"`` or ``"parquet"`` from the file name (``-`` is JSONL)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -58,9 +59,9 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class MeanPoolingClassifier(nn.Module):
     """Encoder -> masked mean pooling -> dropout -> linear."""
 
-    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder: Any = encoder
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
 
@@ -84,7 +85,7 @@ class StockClassifier(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model
 
     @property
     def config(self):
@@ -152,9 +153,10 @@ def load_network(directory: Path, *, pooling: Pooling, dropout: float = 0.1) -> 
         state = load_file(str(directory / WEIGHTS_FILE))
     except (OSError, ValueError, SafetensorError) as err:
         raise ModelDirError(f"{directory}: cannot read weights ({str(err).splitlines()[0]})") from None
+    network: Any
     if pooling is Pooling.CLS:
-        network: nn.Module = StockClassifier(AutoModelForSequenceClassification.from_config(config))
-        target = network.model
+        network = StockClassifier(AutoModelForSequenceClassification.from_config(config))
+        target: Any = network.model
     else:
         network = MeanPoolingClassifier(AutoModel.from_config(config), config.num_labels, dropout)
         head_state = {k[len(HEAD_PREFIX):]: v for k, v in state.items() if k.startswith(HEAD_PREFIX)}

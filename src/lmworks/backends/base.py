@@ -56,7 +56,7 @@ def backend_class(name: str) -> type[Backend]:
     from .tfidf import TfidfBackend
     from .transformer import TransformerBackend
 
-    classes = {TransformerBackend.name: TransformerBackend, TfidfBackend.name: TfidfBackend}
+    classes: dict[str, type[Backend]] = {TransformerBackend.name: TransformerBackend, TfidfBackend.name: TfidfBackend}
     if name not in classes:
         from ..errors import ModelDirError
 

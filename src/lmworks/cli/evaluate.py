@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         args.data, text_column=args.text_column, label_column=args.label_column,
         multi_label=clf.config.multi_label, label_separator=args.label_separator, encoding=args.encoding,
     )
-    metrics = clf.evaluate(data.texts, data.labels)
+    metrics = clf.evaluate(data.texts, data.require_labels())
     print(format_report(metrics))
     if metrics["unseen_labels"]:
         LOGGER.warning("%d rows carry labels the model was never trained on: %s",

@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else output.with_name(output.name + ".ckpt")
     LOGGER.info("training %s on %d texts from %s", args.model, len(train), args.data)
     clf.fit(
-        train.texts, train.labels,
-        dev.texts if dev else None, dev.labels if dev else None,
+        train.texts, train.require_labels(),
+        dev.texts if dev else None, dev.require_labels() if dev else None,
         checkpoint_dir=None if args.model == "tfidf" else ckpt,
         resume=args.resume, progress=not args.quiet,
     )
@@ -108,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"dev metrics ({clf.dev_metrics_['n']} texts, best checkpoint):")
         print(format_report(clf.dev_metrics_))
     if test is not None:
-        results["test"] = clf.evaluate(test.texts, test.labels)
-        print(f"\ntest metrics ({args.test}, {results['test']['n']} texts):")
-        print(format_report(results["test"]))
+        test_metrics = clf.evaluate(test.texts, test.require_labels())
+        results["test"] = test_metrics
+        print(f"\ntest metrics ({args.test}, {test_metrics['n']} texts):")
+        print(format_report(test_metrics))
     if args.json:
         write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
     print(f"\nmodel written to {output}")

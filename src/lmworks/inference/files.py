@@ -120,8 +120,8 @@ class _Writer:
     def __init__(self, fh, fmt: str) -> None:
         self.fh = fh
         self.fmt = fmt
-        self._csv = None
-        self._parquet = None
+        self._csv: Any = None
+        self._parquet: Any = None
         self._columns: list[str] | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
