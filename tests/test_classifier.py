@@ -12,7 +12,7 @@ from lmworks.errors import ConfigError
 @pytest.fixture(scope="module")
 def fitted(tiny_encoder, sentiment_data, tiny_fast_options, tmp_path_factory):
     (texts, labels), _ = sentiment_data
-    clf = TextClassifier(str(tiny_encoder), **tiny_fast_options).fit(texts, labels, progress=False)
+    clf = TextClassifier(str(tiny_encoder), blend="none", **tiny_fast_options).fit(texts, labels, progress=False)
     directory = clf.save(tmp_path_factory.mktemp("model") / "m")
     return clf, directory
 

@@ -130,3 +130,20 @@ def test_gradient_accumulation_matches_big_batch():
     for (k, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         torch.testing.assert_close(pa, pb, atol=1e-5, rtol=1e-4, msg=k)
     assert not torch.allclose(a.head.weight, before.head.weight)
+
+
+def test_layer_wise_lr_decay_groups(tiny_encoder):
+    from lmworks.heads import Pooling, build_network
+    from lmworks.training.trainer import _param_groups, layer_depth, layer_lr_scale
+
+    assert layer_depth("encoder.embeddings.word_embeddings.weight", 6) == 0
+    assert layer_depth("encoder.encoder.layer.0.attention.self.query.weight", 6) == 1
+    assert layer_depth("encoder.encoder.layer.5.output.dense.weight", 6) == 6
+    assert layer_depth("encoder.pooler.dense.weight", 6) == 7
+    assert layer_lr_scale(6, 6, 0.8) == 1.0 and layer_lr_scale(0, 6, 0.8) == pytest.approx(0.8 ** 6)
+    net = build_network(tiny_encoder, ["a", "b"], pooling=Pooling.MEAN, multi_label=False)
+    groups = _param_groups(net, TrainConfig(lr=1e-4, layer_lr_decay=0.5, head_lr_multiplier=10))
+    lrs = sorted({round(g["lr"], 10) for g in groups})
+    # 2 layers: embeddings 0.25x, layer0 0.5x, layer1 and pooler 1x, head 10x.
+    assert lrs == [2.5e-05, 5e-05, 1e-04, 1e-03]
+    assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))

@@ -126,6 +126,10 @@ class TextClassifier:
             return metrics["macro_f1"], _brief(metrics)
 
         backend = backend_for_model(self.model)
+        if cfg.blend_with_tfidf() and eval_texts:
+            from .backends.blend import BlendBackend
+
+            backend = BlendBackend(backend)
         info = backend.fit(
             texts, targets, labels=names, config=cfg,
             eval_texts=eval_texts, score_fn=score_fn if eval_texts else None,
@@ -232,6 +236,10 @@ class TextClassifier:
         config = TrainConfig.from_dict(meta["training"])
         self = cls(config.model, config=config)
         backend: Backend = backend_class(meta.get("backend", "transformer")).load(directory, meta)
+        if meta.get("blend"):
+            from .backends.blend import BlendBackend
+
+            backend = BlendBackend.attach(backend, directory, meta)
         self.backend_ = backend
         self.labels_ = list(meta["labels"])
         thresholds = meta.get("thresholds")

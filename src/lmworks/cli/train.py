@@ -8,6 +8,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from ..training.config import TrainConfig
 from ._common import add_data_options, positive_int
 
 LOGGER = logging.getLogger("lmworks")
@@ -41,11 +42,16 @@ def register(sub) -> None:
     t.add_argument("--batch-size", type=positive_int, default=32, help="texts per batch (default: 32)")
     t.add_argument("--lr", type=float, default=1e-4, help="peak encoder learning rate (default: 1e-4)")
     t.add_argument("--head-lr-multiplier", type=float, default=10.0, help="head lr = lr x this (default: 10)")
+    t.add_argument("--layer-lr-decay", type=float, default=TrainConfig.layer_lr_decay,
+                   help="each encoder layer learns this times slower than the one above "
+                   f"(default: {TrainConfig.layer_lr_decay}; 1 disables)")
     t.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: 0.01)")
     t.add_argument("--warmup-ratio", type=float, default=0.06, help="share of steps warming up (default: 0.06)")
     t.add_argument("--grad-accum", type=positive_int, default=1, help="batches per optimiser step (default: 1)")
     t.add_argument("--class-weights", choices=["none", "balanced"], default="none",
                    help="weigh the loss by inverse class frequency (default: none)")
+    m.add_argument("--blend", choices=["auto", "tfidf", "none"], default="auto",
+                   help="average with a TF-IDF model, weight chosen on dev data (auto: unless --head cls)")
     t.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (default: each epoch)")
     t.add_argument("--patience", type=int, default=2,
                    help="stop after N evaluations without improvement; 0 never stops (default: 2)")
@@ -75,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
     test = read_dataset(args.test, **read) if args.test else None
     clf = TextClassifier(
         args.model, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        head_lr_multiplier=args.head_lr_multiplier, weight_decay=args.weight_decay,
+        head_lr_multiplier=args.head_lr_multiplier, layer_lr_decay=args.layer_lr_decay,
+        weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, grad_accum_steps=args.grad_accum, max_length=args.max_length,
-        class_weights=args.class_weights, multi_label=args.multi_label,
+        class_weights=args.class_weights, blend=args.blend, multi_label=args.multi_label,
         eval_fraction=0.0 if dev else args.eval_fraction, eval_every=args.eval_every,
         patience=args.patience, seed=args.seed, num_threads=args.threads,
     )

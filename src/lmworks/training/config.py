@@ -10,6 +10,14 @@ from typing import Any
 from ..errors import ConfigError
 
 
+class BlendMode(str, enum.Enum):
+    """Whether to blend the encoder with TF-IDF: ``auto``, ``tfidf`` or ``none``."""
+
+    AUTO = "auto"
+    TFIDF = "tfidf"
+    NONE = "none"
+
+
 class ClassWeighting(str, enum.Enum):
     """How the loss weighs classes: ``none``, or ``balanced`` (inverse frequency)."""
 
@@ -36,6 +44,10 @@ class TrainConfig:
     head_lr_multiplier:
         The freshly initialised head learns this many times faster than the encoder,
         so it catches up with a pretrained body within the first few hundred steps.
+    layer_lr_decay:
+        Layer-wise learning-rate decay: the top encoder layer learns at ``lr``, each
+        layer below at ``layer_lr_decay`` times the one above, the embeddings least.
+        Lower layers hold general language knowledge worth keeping; 1.0 disables it.
     weight_decay:
         AdamW weight decay (not applied to biases and LayerNorm weights).
     warmup_ratio:
@@ -51,6 +63,11 @@ class TrainConfig:
         Dropout before the head (``mean`` head only).
     class_weights:
         ``none`` or ``balanced``: weigh the loss by inverse class frequency.
+    blend:
+        ``tfidf`` averages the encoder's probabilities with a TF-IDF model's, with a
+        weight chosen on the dev data (0 keeps the encoder alone); ``none`` never
+        blends; ``auto`` (default) blends unless the stock ``cls`` head was asked for,
+        whose point is a directory that plain transformers reproduces exactly.
     multi_label:
         Each text may have any number of labels (sigmoid + BCE, thresholds per label).
     eval_fraction:
@@ -74,6 +91,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-4
     head_lr_multiplier: float = 10.0
+    layer_lr_decay: float = 1.0
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
@@ -81,6 +99,7 @@ class TrainConfig:
     max_length: int = 128
     dropout: float = 0.1
     class_weights: str = "none"
+    blend: str = "auto"
     multi_label: bool = False
     eval_fraction: float = 0.1
     eval_every: int = 0
@@ -104,6 +123,10 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown class_weights {self.class_weights!r}: choose none or balanced"
             ) from None
+        try:
+            BlendMode(self.blend)
+        except ValueError:
+            raise ConfigError(f"unknown blend {self.blend!r}: choose auto, tfidf or none") from None
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                     "max_length": self.max_length, "grad_accum_steps": self.grad_accum_steps}
         for name, value in positive.items():
@@ -115,8 +138,17 @@ class TrainConfig:
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 < self.layer_lr_decay <= 1:
+            raise ConfigError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def blend_with_tfidf(self) -> bool:
+        """Resolve ``blend`` for this model and head."""
+        mode = BlendMode(self.blend)
+        if self.model == "tfidf" or mode is BlendMode.NONE:
+            return False
+        return mode is BlendMode.TFIDF or self.head == "mean"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (stored in ``lmworks.json``)."""

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -96,21 +97,43 @@ class TrainResult:
         return self.state.samples_seen / max(self.state.train_seconds, 1e-9)
 
 
+_LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def layer_depth(name: str, n_layers: int) -> int:
+    """Depth of a parameter in the encoder stack: 0 embeddings, 1..n layers, n+1 above."""
+    match = _LAYER_INDEX.search(name)
+    if match:
+        return min(int(match.group(1)) + 1, n_layers)
+    if "embed" in name:
+        return 0
+    return n_layers + 1
+
+
+def layer_lr_scale(depth: int, n_layers: int, decay: float) -> float:
+    """Layer-wise learning-rate decay: the top layer gets 1, each layer below ``decay`` times less."""
+    return decay ** max(0, n_layers - depth)
+
+
 def _param_groups(network: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    n_layers = int(getattr(getattr(network, "config", None), "num_hidden_layers", 0) or 0)
+    groups: dict[tuple[bool, bool, int], list[nn.Parameter]] = {}
     for name, param in network.named_parameters():
         if not param.requires_grad:
             continue
         is_head = name.startswith("head.") or ".classifier." in f".{name}"
         no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
-        groups.setdefault((is_head, no_decay), []).append(param)
+        depth = n_layers + 1 if is_head else layer_depth(name, n_layers)
+        groups.setdefault((is_head, no_decay, depth), []).append(param)
     return [
         {
             "params": params,
-            "lr": config.lr * (config.head_lr_multiplier if is_head else 1.0),
+            "lr": config.lr * (
+                config.head_lr_multiplier if is_head else layer_lr_scale(depth, n_layers, config.layer_lr_decay)
+            ),
             "weight_decay": 0.0 if no_decay else config.weight_decay,
         }
-        for (is_head, no_decay), params in sorted(groups.items())
+        for (is_head, no_decay, depth), params in sorted(groups.items())
     ]
 
 
