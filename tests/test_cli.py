@@ -217,3 +217,21 @@ def test_ctrl_c_keeps_best_checkpoint_and_resume_finishes(files, tiny_encoder, t
     meta = json.loads((out / "lmworks.json").read_text())
     assert meta["train_info"]["interrupted"] is False
     assert not (tmp_path / "model.ckpt").exists()
+
+
+def test_refuses_to_replace_unrelated_folder(files, tmp_path):
+    _, train, _, _ = files
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["train", str(train), "--model", "tfidf", "--output", str(precious)]) == 1
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_resume_with_other_data_refused(files, tiny_encoder, tmp_path, capsys):
+    _, train, dev, test = files
+    out = tmp_path / "m"
+    args = ["--eval", str(dev), "--model", str(tiny_encoder), "--output", str(out), "--keep-checkpoints", *TINY]
+    assert main(["train", str(train), *args]) == 0
+    assert main(["train", str(test), *args, "--resume"]) == 1
+    assert "data differ from the checkpointed run" in capsys.readouterr().err

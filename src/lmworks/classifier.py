@@ -19,7 +19,7 @@ from .backends import Backend, backend_class, backend_for_model
 from .data import label_set, split_dataset
 from .errors import DataError
 from .evaluation import classification_metrics, multilabel_metrics
-from .model_dir import read_meta, write_meta
+from .model_dir import check_output_dir, read_meta, write_meta
 from .training.config import TrainConfig
 
 LOGGER = logging.getLogger("lmworks")
@@ -125,6 +125,8 @@ class TextClassifier:
             metrics = self._metrics(eval_labels, proba, thresholds)
             return metrics["macro_f1"], _brief(metrics)
 
+        # Recorded with the run (and compared on --resume): the data a checkpoint belongs to.
+        cfg = cfg.replace(extra={**cfg.extra, "data_sha256": _fingerprint(texts, labels, eval_texts, eval_labels)})
         backend = backend_for_model(self.model)
         if cfg.blend_with_tfidf() and eval_texts:
             from .backends.blend import BlendBackend
@@ -202,6 +204,7 @@ class TextClassifier:
         """Write the model directory atomically; an existing one is replaced only on success."""
         self._check_fitted()
         directory = Path(directory)
+        check_output_dir(directory)
         with atomic_dir(directory) as tmp:
             meta = self.backend_.save(tmp)
             meta.update(
@@ -248,6 +251,17 @@ class TextClassifier:
         self.train_info_ = meta.get("train_info", {})
         self.meta_ = meta
         return self
+
+
+def _fingerprint(*parts: Sequence[Any] | None) -> str:
+    """SHA-256 over texts and labels, to tell whether a checkpoint belongs to this data."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(list(part) if part is not None else None, ensure_ascii=False).encode())
+    return digest.hexdigest()
 
 
 def _as_label_names(labels: Sequence[Any], multi_label: bool) -> list[Any]:

@@ -45,6 +45,24 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def check_output_dir(directory: str | Path) -> None:
+    """Refuse to replace anything but an earlier model directory (or an empty folder).
+
+    Writing a model replaces ``directory`` as a whole; a typo such as ``--output .``
+    must not delete a folder of unrelated files.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise ModelDirError(f"{directory}: exists and is not a directory")
+    if any(directory.iterdir()) and not (directory / META_FILE).is_file():
+        raise ModelDirError(
+            f"{directory}: exists and is not an lmworks model directory; refusing to replace it "
+            "(choose another --output or remove it)"
+        )
+
+
 def write_meta(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Record checksums of every file in ``directory`` and write ``lmworks.json`` last."""
     files = {

@@ -38,7 +38,8 @@ def register(sub) -> None:
     m.add_argument("--max-length", type=positive_int, default=128, help="max tokens per text (default: 128)")
     m.add_argument("--multi-label", action="store_true", help="texts may carry several labels")
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=float, default=2.0, help="passes over the data (default: 2)")
+    t.add_argument("--epochs", type=float, default=TrainConfig.epochs,
+                   help=f"passes over the data (default: {TrainConfig.epochs:g})")
     t.add_argument("--batch-size", type=positive_int, default=32, help="texts per batch (default: 32)")
     t.add_argument("--lr", type=float, default=1e-4, help="peak encoder learning rate (default: 1e-4)")
     t.add_argument("--head-lr-multiplier", type=float, default=10.0, help="head lr = lr x this (default: 10)")
@@ -73,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from ..classifier import TextClassifier
     from ..data import read_dataset
     from ..evaluation import format_report
+    from ..model_dir import check_output_dir
 
+    check_output_dir(args.output)  # fail before training, not after
     read = dict(text_column=args.text_column, label_column=args.label_column,
                 multi_label=args.multi_label, label_separator=args.label_separator, encoding=args.encoding)
     train = read_dataset(args.data, **read)

@@ -214,6 +214,8 @@ class Trainer:
         saved = {k: v for k, v in payload["config"].items() if k not in {"epochs", "patience", "num_threads"}}
         now = {k: v for k, v in self.config.to_dict().items() if k in saved}
         changed = sorted(k for k in saved if saved[k] != now[k])
+        if changed == ["extra"] and saved["extra"].get("data_sha256") != now["extra"].get("data_sha256"):
+            raise ConfigError("--resume: the training or eval data differ from the checkpointed run's")
         if changed:
             raise ConfigError(
                 f"--resume: settings differ from the checkpointed run ({', '.join(changed)}); "
