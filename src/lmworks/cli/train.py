@@ -14,6 +14,19 @@ from ._common import add_data_options, positive_int
 LOGGER = logging.getLogger("lmworks")
 
 
+_CONFIG_OPTIONS: list[str] = []
+
+
+def _option(group, flag: str, field: str, kind, help: str, **kw) -> None:
+    """Add ``flag`` for a :class:`TrainConfig` field; its default and help come from the config."""
+    default = getattr(TrainConfig, field)
+    if default is not None:
+        help += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
+    group.add_argument(flag, dest=field, type=kind, default=default, help=help, **kw)
+    if field not in _CONFIG_OPTIONS:
+        _CONFIG_OPTIONS.append(field)
+
+
 def register(sub) -> None:
     """Add the subcommand."""
     p = sub.add_parser(
@@ -27,37 +40,35 @@ def register(sub) -> None:
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="model directory to write")
     add_data_options(p)
     ev = p.add_mutually_exclusive_group()
-    ev.add_argument("--eval", metavar="DATA", help="dev data for early stopping and thresholds")
-    ev.add_argument("--eval-fraction", type=float, default=0.1,
-                    help="hold out this share of DATA as dev data when --eval is not given (default: 0.1)")
+    ev.add_argument("--eval", metavar="DATA", help="dev data for early stopping, thresholds and the blend weight")
+    _option(ev, "--eval-fraction", "eval_fraction", float, "hold out this share of DATA as dev data "
+            "when --eval is not given")
     p.add_argument("--test", metavar="DATA", help="also evaluate the final model on this held-out data")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="minilm", help="minilm (default), mpnet, tfidf, or a checkpoint directory")
-    m.add_argument("--head", choices=["mean", "cls"], default="mean",
-                   help="mean pooling + linear (default) or the stock transformers CLS head")
-    m.add_argument("--max-length", type=positive_int, default=128, help="max tokens per text (default: 128)")
+    _option(m, "--model", "model", str, "minilm, mpnet, tfidf, or a checkpoint directory")
+    _option(m, "--head", "head", str, "mean pooling + linear, or the stock transformers CLS head",
+            choices=["mean", "cls"])
+    _option(m, "--blend", "blend", str, "average with a TF-IDF model, weight chosen on dev data "
+            "(auto: unless --head cls)", choices=["auto", "tfidf", "none"])
+    _option(m, "--max-length", "max_length", positive_int, "max tokens per text; longer ones are truncated")
     m.add_argument("--multi-label", action="store_true", help="texts may carry several labels")
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=float, default=TrainConfig.epochs,
-                   help=f"passes over the data (default: {TrainConfig.epochs:g})")
-    t.add_argument("--batch-size", type=positive_int, default=32, help="texts per batch (default: 32)")
-    t.add_argument("--lr", type=float, default=1e-4, help="peak encoder learning rate (default: 1e-4)")
-    t.add_argument("--head-lr-multiplier", type=float, default=10.0, help="head lr = lr x this (default: 10)")
-    t.add_argument("--layer-lr-decay", type=float, default=TrainConfig.layer_lr_decay,
-                   help="each encoder layer learns this times slower than the one above "
-                   f"(default: {TrainConfig.layer_lr_decay}; 1 disables)")
-    t.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: 0.01)")
-    t.add_argument("--warmup-ratio", type=float, default=0.06, help="share of steps warming up (default: 0.06)")
-    t.add_argument("--grad-accum", type=positive_int, default=1, help="batches per optimiser step (default: 1)")
-    t.add_argument("--class-weights", choices=["none", "balanced"], default="none",
-                   help="weigh the loss by inverse class frequency (default: none)")
-    m.add_argument("--blend", choices=["auto", "tfidf", "none"], default="auto",
-                   help="average with a TF-IDF model, weight chosen on dev data (auto: unless --head cls)")
-    t.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (default: each epoch)")
-    t.add_argument("--patience", type=int, default=2,
-                   help="stop after N evaluations without improvement; 0 never stops (default: 2)")
-    t.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
-    t.add_argument("--threads", type=int, default=None, help="torch threads (default: usable CPUs)")
+    _option(t, "--epochs", "epochs", float, "passes over the data")
+    _option(t, "--batch-size", "batch_size", positive_int, "texts per batch")
+    _option(t, "--lr", "lr", float, "peak encoder learning rate")
+    _option(t, "--head-lr-multiplier", "head_lr_multiplier", float, "the head learns this many times faster")
+    _option(t, "--layer-lr-decay", "layer_lr_decay", float, "each encoder layer learns this times slower than "
+            "the one above (1 disables)")
+    _option(t, "--weight-decay", "weight_decay", float, "AdamW weight decay")
+    _option(t, "--warmup-ratio", "warmup_ratio", float, "share of steps warming the learning rate up")
+    _option(t, "--grad-accum", "grad_accum_steps", positive_int, "batches per optimiser step")
+    _option(t, "--class-weights", "class_weights", str, "weigh the loss by inverse class frequency",
+            choices=["none", "balanced"])
+    _option(t, "--eval-every", "eval_every", int, "evaluate every N optimiser steps (0: each epoch)")
+    _option(t, "--patience", "patience", int, "stop after N evaluations without a better dev macro-F1 "
+            "(0: never)")
+    _option(t, "--seed", "seed", int, "random seed")
+    _option(t, "--threads", "num_threads", int, "torch threads (default: the CPUs this process may use)")
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where checkpoints and the metrics log go during training (default: OUTPUT.ckpt)")
@@ -82,15 +93,9 @@ def run(args: argparse.Namespace) -> int:
     train = read_dataset(args.data, **read)
     dev = read_dataset(args.eval, **read) if args.eval else None
     test = read_dataset(args.test, **read) if args.test else None
-    clf = TextClassifier(
-        args.model, head=args.head, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        head_lr_multiplier=args.head_lr_multiplier, layer_lr_decay=args.layer_lr_decay,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio, grad_accum_steps=args.grad_accum, max_length=args.max_length,
-        class_weights=args.class_weights, blend=args.blend, multi_label=args.multi_label,
-        eval_fraction=0.0 if dev else args.eval_fraction, eval_every=args.eval_every,
-        patience=args.patience, seed=args.seed, num_threads=args.threads,
-    )
+    options = {name: getattr(args, name) for name in _CONFIG_OPTIONS}
+    options.update(multi_label=args.multi_label, eval_fraction=0.0 if dev else args.eval_fraction)
+    clf = TextClassifier(options.pop("model"), **options)
     output = Path(args.output)
     ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else output.with_name(output.name + ".ckpt")
     LOGGER.info("training %s on %d texts from %s", args.model, len(train), args.data)
