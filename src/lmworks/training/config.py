@@ -87,7 +87,7 @@ class TrainConfig:
 
     model: str = "minilm"
     head: str = "mean"
-    epochs: float = 3.0
+    epochs: float = 2.0
     batch_size: int = 32
     lr: float = 1e-4
     head_lr_multiplier: float = 10.0
