@@ -7,7 +7,7 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 echo "== exporting Rotten Tomatoes (stratified 80/10/10, seed 13) to data/rotten_tomatoes"
 .venv/bin/lmworks datasets export rotten_tomatoes --output data/rotten_tomatoes
-echo "== fine-tuning (about 10 minutes on 2 CPU cores)"
+echo "== fine-tuning (about 8 minutes on 2 CPU cores)"
 .venv/bin/lmworks train data/rotten_tomatoes/train.csv --eval data/rotten_tomatoes/dev.csv \
   --output runs/rt-minilm
 echo "== held-out test report"
