@@ -5,7 +5,7 @@ the Trainer baseline pads every text to max_length=128 with the stock CLS head, 
 tutorials do. Split: stratified 80/10/10 with seed 13 (``lmworks datasets export``).
 Accuracy is measured on the held-out test split, which neither run trains or selects on.
 
-    .venv/bin/python bench/train_rotten_tomatoes.py                # full run (~1 h on 2 cores)
+    .venv/bin/python bench/train_rotten_tomatoes.py                # full run (~45 min on 2 cores)
     .venv/bin/python bench/train_rotten_tomatoes.py --limit 2000   # quick smoke run
 
 Prints one table and (with --json) writes the numbers.
@@ -162,8 +162,8 @@ def main() -> None:
 
     base = next((r for r in rows if r["method"].startswith("transformers")), None)
     print()
-    print("| method | test accuracy | test macro-F1 | train samples/s | speed-up vs Trainer | wall time |")
-    print("|---|---|---|---|---|---|")
+    print("| method | test accuracy | test macro-F1 | train samples/s | speed-up vs Trainer | wall time | notes |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         sps = r["train_samples_per_s"]
         speed = f"{sps / base['train_samples_per_s']:.2f}x" if base and sps and "tfidf" not in r["method"] else "-"
