@@ -8,6 +8,7 @@ results are put back in input order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ def forward_logits(
     """Logits ``(n, n_labels)`` for ``texts`` (or pre-tokenised ``input_ids``), in input order."""
     if input_ids is None:
         input_ids = tokenize(tokenizer, texts, max_length)
-    n_labels = int(network.config.num_labels)
+    n_labels = int(cast(Any, network).config.num_labels)
     out = np.zeros((len(input_ids), n_labels), dtype=np.float32)
     if not input_ids:
         return out
