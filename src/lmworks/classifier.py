@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_dir
-from .backends import Backend, backend_class, backend_for_model
+from .backends import Backend, backend_for_model
 from .data import label_set, split_dataset
 from .errors import DataError
 from .evaluation import classification_metrics, multilabel_metrics
@@ -238,11 +238,10 @@ class TextClassifier:
         meta = read_meta(directory)
         config = TrainConfig.from_dict(meta["training"])
         self = cls(config.model, config=config)
-        backend: Backend = backend_class(meta.get("backend", "transformer")).load(directory, meta)
-        if meta.get("blend"):
-            from .backends.blend import BlendBackend
+        from .backends.blend import BlendBackend
 
-            backend = BlendBackend.attach(backend, directory, meta)
+        # Loads the backend named in lmworks.json and wraps it only if a blend is recorded.
+        backend: Backend = BlendBackend.load(directory, meta)
         self.backend_ = backend
         self.labels_ = list(meta["labels"])
         thresholds = meta.get("thresholds")

@@ -14,17 +14,12 @@ from ._common import add_data_options, positive_int
 LOGGER = logging.getLogger("lmworks")
 
 
-_CONFIG_OPTIONS: list[str] = []
-
-
 def _option(group, flag: str, field: str, kind, help: str, **kw) -> None:
     """Add ``flag`` for a :class:`TrainConfig` field; its default and help come from the config."""
     default = getattr(TrainConfig, field)
     if default is not None:
         help += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
     group.add_argument(flag, dest=field, type=kind, default=default, help=help, **kw)
-    if field not in _CONFIG_OPTIONS:
-        _CONFIG_OPTIONS.append(field)
 
 
 def register(sub) -> None:
@@ -93,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
     train = read_dataset(args.data, **read)
     dev = read_dataset(args.eval, **read) if args.eval else None
     test = read_dataset(args.test, **read) if args.test else None
-    options = {name: getattr(args, name) for name in _CONFIG_OPTIONS}
+    import dataclasses
+
+    # Every TrainConfig field the parser defines (its dest is the field name) goes through.
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     options.update(multi_label=args.multi_label, eval_fraction=0.0 if dev else args.eval_fraction)
     clf = TextClassifier(options.pop("model"), **options)
     output = Path(args.output)
