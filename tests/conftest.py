@@ -64,3 +64,59 @@ def tiny_fast_options():
     """Options that make a tiny-model fit take about a second."""
     return {"epochs": 3, "batch_size": 16, "lr": 3e-3, "head_lr_multiplier": 1.0, "max_length": 32,
             "num_threads": 1, "patience": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_encoder, tiny_fast_options) -> Path:
+    """A saved tiny-BERT sentiment model (PyTorch backend), shared by inference/serving tests."""
+    from lmworks import TextClassifier
+
+    texts, labels = make_sentiment(240, seed=1)
+    dev_texts, dev_labels = make_sentiment(60, seed=2)
+    clf = TextClassifier(str(tiny_encoder), **tiny_fast_options)
+    clf.fit(texts, labels, dev_texts, dev_labels, progress=False)
+    return clf.save(tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_process(args: list[str], url: str, *, env: dict | None = None, timeout: float = 90.0):
+    """Start ``python -m lmworks ARGS`` and wait until ``url`` answers; return the Popen."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "lmworks", *args], env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server did not answer {url} within {timeout} s: {proc.stdout.read()}")
+
+
+def stop_process(proc, timeout: float = 30.0) -> int:
+    """SIGTERM (graceful shutdown), then wait; returns the exit code."""
+    import signal
+
+    proc.send_signal(signal.SIGINT if os.name == "nt" else signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except Exception:
+        proc.kill()
+        raise

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .classifier import TextClassifier
 from .data import TextDataset, read_dataset
 from .errors import ConfigError, DataError, LmworksError, ModelDirError
+from .predictor import Predictor, load
 from .training.config import TrainConfig
 
 try:
@@ -19,9 +20,11 @@ __all__ = [
     "DataError",
     "LmworksError",
     "ModelDirError",
+    "Predictor",
     "TextClassifier",
     "TextDataset",
     "TrainConfig",
+    "load",
     "read_dataset",
     "__version__",
 ]

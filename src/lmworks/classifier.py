@@ -232,11 +232,17 @@ class TextClassifier:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> TextClassifier:
-        """Load a model directory written by :meth:`save` (checksums and labels verified)."""
+    def load(cls, directory: str | Path, *, num_threads: int | None = None) -> TextClassifier:
+        """Load a model directory written by :meth:`save` (checksums and labels verified).
+
+        ``num_threads`` bounds the intra-op threads of inference (default: the usable CPUs);
+        servers with several worker processes give each a share.
+        """
         directory = Path(directory)
         meta = read_meta(directory)
         config = TrainConfig.from_dict(meta["training"])
+        config.num_threads = num_threads
+        meta["num_threads"] = num_threads
         self = cls(config.model, config=config)
         from .backends.blend import BlendBackend
 

@@ -45,7 +45,7 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def check_output_dir(directory: str | Path) -> None:
+def check_output_dir(directory: str | Path, *, meta_file: str = META_FILE) -> None:
     """Refuse to replace anything but an earlier model directory (or an empty folder).
 
     Writing a model replaces ``directory`` as a whole; a typo such as ``--output .``
@@ -56,9 +56,10 @@ def check_output_dir(directory: str | Path) -> None:
         return
     if not directory.is_dir():
         raise ModelDirError(f"{directory}: exists and is not a directory")
-    if any(directory.iterdir()) and not (directory / META_FILE).is_file():
+    if any(directory.iterdir()) and not (directory / meta_file).is_file():
         raise ModelDirError(
-            f"{directory}: exists and is not an lmworks model directory; refusing to replace it "
+            f"{directory}: exists and is not an lmworks {'model' if meta_file == META_FILE else 'output'} "
+            "directory; refusing to replace it "
             "(choose another --output or remove it)"
         )
 
@@ -106,7 +107,7 @@ def read_meta(directory: str | Path, *, verify: bool = True) -> dict[str, Any]:
     if not isinstance(labels, list) or len(labels) < 1 or len(set(labels)) != len(labels):
         raise ModelDirError(f"{path}: 'labels' must be a list of distinct label names")
     if verify:
-        if meta.get("backend") == "transformer":
+        if meta.get("backend") in ("transformer", "onnx"):
             _check_config_labels(directory / "config.json", labels)
         for name, expected in meta.get("files", {}).items():
             file = directory / name

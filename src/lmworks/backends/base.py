@@ -53,10 +53,13 @@ class Backend(abc.ABC):
 
 def backend_class(name: str) -> type[Backend]:
     """Backend class for a name stored in ``lmworks.json``."""
+    from .onnx import OnnxBackend
     from .tfidf import TfidfBackend
     from .transformer import TransformerBackend
 
-    classes: dict[str, type[Backend]] = {TransformerBackend.name: TransformerBackend, TfidfBackend.name: TfidfBackend}
+    classes: dict[str, type[Backend]] = {
+        TransformerBackend.name: TransformerBackend, TfidfBackend.name: TfidfBackend, OnnxBackend.name: OnnxBackend,
+    }
     if name not in classes:
         from ..errors import ModelDirError
 

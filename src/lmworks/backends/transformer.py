@@ -160,6 +160,7 @@ class TransformerBackend(Backend):
         backend.max_length = int(meta.get("max_length", 128))
         backend.multi_label = meta.get("task") == "multi_label"
         backend.encoder_path = meta.get("base_model_path")
+        backend.num_threads = meta.get("num_threads")
         with _quiet_transformers():
             try:
                 backend.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..errors import LmworksError
 
-SUBCOMMANDS = ("train", "evaluate", "predict", "models", "datasets")
+SUBCOMMANDS = ("train", "evaluate", "predict", "export", "serve", "assistant", "models", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

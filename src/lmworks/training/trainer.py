@@ -46,6 +46,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[int]:
     """Run a block with ``n`` intra-op threads (default: CPUs this process may use).
@@ -54,10 +61,8 @@ def torch_threads(n: int | None) -> Iterator[int]:
     loading run alongside; pinning to the usable CPUs is also what makes timings
     reproducible. The previous setting is restored afterwards.
     """
-    import os
-
     if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        n = usable_cpus()
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:

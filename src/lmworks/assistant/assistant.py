@@ -1,0 +1,367 @@
+"""Answer questions from a knowledge base, or hand off to a person.
+
+A new question is embedded and matched against every known question; candidates
+are grouped by answer (several phrasings of one question share an answer), so the
+top-3 are three *different* answers. The assistant answers when the best match is
+confident enough and clearly ahead of the runner-up; otherwise it hands off with
+suggestions, as Rasa's two-stage fallback does with its threshold and ambiguity
+margin. Both numbers are chosen on held-out queries for a target precision (or, with
+none given, by leave-one-out over the knowledge base itself) and stored with the index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import atomic_dir
+from ..errors import ConfigError, DataError, ModelDirError
+from ..model_dir import check_output_dir, package_versions, sha256_file
+from .embed import SentenceEncoder
+from .index import VECTORS_FILE, ExactIndex, make_index
+from .kb import FaqEntry, normalise_question
+
+LOGGER = logging.getLogger("lmworks")
+META_FILE = "assistant.json"
+ENTRIES_FILE = "entries.jsonl"
+ENCODER_DIR = "encoder"
+FORMAT = "lmworks-assistant"
+MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+MAX_CALIBRATION = 3000  # leave-one-out queries sampled from large bases
+CANDIDATES = 50  # questions retrieved before grouping by answer
+
+
+@dataclass
+class AssistantConfig:
+    """How the assistant is built.
+
+    Attributes
+    ----------
+    model:
+        Encoder name or directory (mean pooling; ``minilm`` is a sentence-embedding model).
+    max_length:
+        Tokens read per question.
+    index:
+        ``exact`` (numpy, default) or ``hnsw`` (approximate, extra ``ann``).
+    target_precision:
+        Precision the answered questions should reach; sets the hand-off threshold.
+    threshold, margin:
+        Fixed values instead of calibrated ones.
+    intent_weight:
+        Weight of the intent model's probability when re-ranking (with an intent model).
+    """
+
+    model: str = "minilm"
+    max_length: int = 128
+    index: str = "exact"
+    target_precision: float = 0.9
+    threshold: float | None = None
+    margin: float | None = None
+    intent_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_precision <= 1:
+            raise ConfigError(f"target_precision must be in (0, 1], got {self.target_precision}")
+
+
+class Assistant:
+    """A question index with a calibrated hand-off rule. Build with :meth:`build`."""
+
+    def __init__(self, entries: list[FaqEntry], encoder: SentenceEncoder, vectors: np.ndarray,
+                 config: AssistantConfig) -> None:
+        self.entries = entries
+        self.encoder = encoder
+        self.vectors = vectors
+        self.config = config
+        self.index: ExactIndex = make_index(config.index, vectors)
+        answers: dict[str, int] = {}
+        self.answer_ids = np.asarray([answers.setdefault(normalise_question(e.answer), len(answers)) for e in entries])
+        self._by_question = {normalise_question(e.question): i for i, e in enumerate(entries)}
+        self.threshold = 0.0
+        self.margin = 0.0
+        self.calibration: dict[str, Any] = {}
+        self.intent_model: Any = None
+        self.tuning: dict[str, Any] | None = None
+
+    # -- building ------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        entries: list[FaqEntry],
+        config: AssistantConfig | None = None,
+        calibration: Sequence[tuple[str, str | None]] | None = None,
+        encoder: SentenceEncoder | None = None,
+    ) -> Assistant:
+        """Embed the questions and calibrate the hand-off rule."""
+        config = config or AssistantConfig()
+        if not entries:
+            raise DataError("the knowledge base is empty")
+        encoder = encoder or SentenceEncoder(config.model, max_length=config.max_length)
+        vectors = encoder.encode([e.question for e in entries], what="knowledge-base questions")
+        self = cls(entries, encoder, vectors, config)
+        self.calibrate(calibration)
+        return self
+
+    def reindex(self) -> None:
+        """Re-embed every question (after the encoder changed) and recalibrate as before."""
+        self.vectors = self.encoder.encode([e.question for e in self.entries], what="knowledge-base questions")
+        self.index = make_index(self.config.index, self.vectors)
+
+    # -- ranking -------------------------------------------------------------------------
+    def rank(self, queries: Sequence[str], k: int = 3, *, exclude_self: bool = False,
+             vectors: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
+        """Per query, up to ``k`` ``(entry index, score)`` with distinct answers, best first.
+
+        ``exclude_self`` drops each query's own row (leave-one-out; queries must then
+        be the knowledge-base questions in order).
+        """
+        if vectors is None:
+            vectors = self.encoder.encode(list(queries), what="queries")
+        n_candidates = min(len(self.entries), CANDIDATES + (1 if exclude_self else 0))
+        scores, ids = self.index.search(vectors, n_candidates)
+        intent_bonus = self._intent_bonus(queries) if self.intent_model is not None else None
+        out = []
+        for row, (s_row, i_row) in enumerate(zip(scores, ids)):
+            best: dict[int, tuple[int, float]] = {}
+            for score, entry in zip(s_row.tolist(), i_row.tolist()):
+                if exclude_self and entry == row:
+                    continue
+                if intent_bonus is not None:
+                    score += intent_bonus(row, entry)
+                answer = int(self.answer_ids[entry])
+                if answer not in best or score > best[answer][1]:
+                    best[answer] = (entry, score)
+            out.append(sorted(best.values(), key=lambda x: -x[1])[:k])
+        return out
+
+    def _intent_bonus(self, queries: Sequence[str]):
+        proba = self.intent_model.predict_proba(list(queries))
+        column = {label: j for j, label in enumerate(self.intent_model.labels_)}
+        weight = self.config.intent_weight
+
+        def bonus(row: int, entry: int) -> float:
+            j = column.get(self.entries[entry].intent)
+            return weight * float(proba[row, j]) if j is not None else 0.0
+
+        return bonus
+
+    def decide(self, ranked: list[tuple[int, float]]) -> tuple[bool, str | None]:
+        """``(handoff, reason)`` for one query's ranked candidates."""
+        if not ranked:
+            return True, "empty_knowledge_base"
+        top = ranked[0][1]
+        second = ranked[1][1] if len(ranked) > 1 else -1.0
+        if top < self.threshold:
+            return True, "low_confidence"
+        if top - second < self.margin:
+            return True, "ambiguous"
+        return False, None
+
+    def ask(self, question: str) -> dict[str, Any]:
+        """The answer (or a hand-off) for one question."""
+        return self.ask_many([question])[0]
+
+    def ask_many(self, questions: Sequence[str]) -> list[dict[str, Any]]:
+        """Answers for several questions (one batched encoder pass)."""
+        for i, q in enumerate(questions):
+            if not isinstance(q, str) or not q.strip():
+                raise DataError(f"question {i + 1} is empty")
+        results = []
+        for ranked in self.rank(questions):
+            handoff, reason = self.decide(ranked)
+            options = [self._option(entry, score) for entry, score in ranked]
+            top = options[0] if options else None
+            results.append({
+                "handoff": handoff,
+                "reason": reason,
+                "answer": None if handoff or top is None else top["answer"],
+                "matched_question": top["question"] if top else None,
+                "intent": top["intent"] if top else None,
+                "answer_id": top["id"] if top else None,
+                "confidence": round(top["score"], 4) if top else 0.0,
+                "alternatives": options,
+                "suggestions": options if handoff else [],
+            })
+        return results
+
+    def _option(self, entry: int, score: float) -> dict[str, Any]:
+        e = self.entries[entry]
+        return {"id": entry, "question": e.question, "answer": e.answer, "intent": e.intent,
+                "score": round(float(score), 4)}
+
+    # -- calibration and evaluation ------------------------------------------------------
+    def expected_answer(self, question: str | None, where: str = "") -> int | None:
+        """Answer id of a knowledge-base question (``None``: out of scope)."""
+        if question is None:
+            return None
+        entry = self._by_question.get(normalise_question(question))
+        if entry is None:
+            raise DataError(f"{where}expected_question {question!r} is not in the knowledge base")
+        return int(self.answer_ids[entry])
+
+    def _outcomes(self, queries: Sequence[tuple[str, str | None]] | None) -> tuple[np.ndarray, ...]:
+        """Top-1 answer, scores of the first two answers and expected answer per query."""
+        if queries:
+            ranked = self.rank([q for q, _ in queries])
+            expected = [self.expected_answer(e, f"query {i + 1}: ") for i, (_, e) in enumerate(queries)]
+        else:
+            ranked, expected = self._leave_one_out()
+        top = np.asarray([int(self.answer_ids[r[0][0]]) if r else -1 for r in ranked])
+        s1 = np.asarray([r[0][1] if r else -1.0 for r in ranked])
+        s2 = np.asarray([r[1][1] if len(r) > 1 else -1.0 for r in ranked])
+        exp = np.asarray([-1 if e is None else e for e in expected])
+        return top, s1, s2, exp
+
+    def _leave_one_out(self) -> tuple[list[list[tuple[int, float]]], list[int | None]]:
+        """Each question asked against the others: answerable if another question shares its answer."""
+        n = len(self.entries)
+        rows = np.arange(n)
+        if n > MAX_CALIBRATION:
+            rows = np.sort(np.random.default_rng(0).choice(n, MAX_CALIBRATION, replace=False))
+        counts = np.bincount(self.answer_ids)
+        ranked_all = []
+        for start in range(0, len(rows), 512):
+            chunk = rows[start:start + 512]
+            scores, ids = self.index.search(self.vectors[chunk], min(n, CANDIDATES + 1))
+            for row, s_row, i_row in zip(chunk.tolist(), scores, ids):
+                best: dict[int, tuple[int, float]] = {}
+                for score, entry in zip(s_row.tolist(), i_row.tolist()):
+                    if entry == row:
+                        continue
+                    answer = int(self.answer_ids[entry])
+                    if answer not in best or score > best[answer][1]:
+                        best[answer] = (entry, score)
+                ranked_all.append(sorted(best.values(), key=lambda x: -x[1])[:3])
+        expected = [int(self.answer_ids[r]) if counts[self.answer_ids[r]] > 1 else None for r in rows.tolist()]
+        return ranked_all, expected
+
+    def calibrate(self, queries: Sequence[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+        """Choose threshold and margin for ``config.target_precision``; store and return the report."""
+        top, s1, s2, exp = self._outcomes(queries)
+        answerable = exp >= 0
+        target = self.config.target_precision
+        thresholds = np.unique(np.concatenate([[-1.0], np.round(s1, 4)]))
+        margins = (self.config.margin,) if self.config.margin is not None else MARGINS
+        if self.config.threshold is not None:
+            thresholds = np.asarray([self.config.threshold])
+        best = None
+        for m in margins:
+            clear = (s1 - s2) >= m
+            for t in thresholds:
+                answered = (s1 >= t) & clear
+                n_answered = int(answered.sum())
+                correct = int((answered & (top == exp) & answerable).sum())
+                precision = correct / n_answered if n_answered else 1.0
+                coverage = n_answered / max(1, len(s1))
+                key = (precision >= target, coverage if precision >= target else precision, -m, -t)
+                if best is None or key > best[0]:
+                    best = (key, float(t), float(m), precision, coverage)
+        assert best is not None
+        _, self.threshold, self.margin, precision, coverage = best
+        if precision < target:
+            LOGGER.warning("no threshold reaches precision %.2f on the calibration queries (best %.3f); "
+                           "the assistant will hand off often", target, precision)
+        self.calibration = {
+            "source": "queries" if queries else "leave-one-out over the knowledge base",
+            "n": int(len(s1)), "answerable": int(answerable.sum()), "out_of_scope": int((~answerable).sum()),
+            "target_precision": target, "threshold": round(self.threshold, 4), "margin": self.margin,
+            "precision": round(precision, 4), "answered_fraction": round(coverage, 4),
+        }
+        return self.calibration
+
+    def evaluate(self, queries: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
+        """Top-1/top-3 retrieval, hand-off precision/recall and a coverage-accuracy curve."""
+        ranked = self.rank([q for q, _ in queries])
+        expected = [self.expected_answer(e, f"query {i + 1}: ") for i, (_, e) in enumerate(queries)]
+        answerable = np.asarray([e is not None for e in expected])
+        ids = [[int(self.answer_ids[entry]) for entry, _ in r] for r in ranked]
+        top1 = np.asarray([bool(r) and r[0] == e for r, e in zip(ids, expected)])
+        top3 = np.asarray([e in r[:3] for r, e in zip(ids, expected)])
+        decisions = [self.decide(r)[0] for r in ranked]
+        handoff = np.asarray(decisions)
+        s1 = np.asarray([r[0][1] if r else -1.0 for r in ranked])
+        n_ans, n_oos = int(answerable.sum()), int((~answerable).sum())
+        answered_ok = ~handoff & answerable & top1
+        metrics: dict[str, Any] = {
+            "n": len(queries), "answerable": n_ans, "out_of_scope": n_oos,
+            "top1_accuracy": float(top1[answerable].mean()) if n_ans else None,
+            "top3_accuracy": float(top3[answerable].mean()) if n_ans else None,
+            "answered_fraction_of_answerable": float((~handoff[answerable]).mean()) if n_ans else None,
+            "accuracy_when_answered": float(answered_ok.sum() / max(1, (~handoff).sum())),
+            "handoff_recall_out_of_scope": float(handoff[~answerable].mean()) if n_oos else None,
+            "handoff_precision": float((handoff & ~answerable).sum() / handoff.sum()) if handoff.any() else None,
+            "threshold": self.threshold, "margin": self.margin,
+        }
+        curve = []
+        for t in np.unique(np.quantile(s1, np.linspace(0, 1, 21))):
+            answered = s1 >= t
+            if answered.any():
+                curve.append({"threshold": round(float(t), 4), "coverage": round(float(answered.mean()), 4),
+                              "accuracy": round(float((answered & answerable & top1).sum() / answered.sum()), 4)})
+        metrics["coverage_accuracy_curve"] = curve
+        return metrics
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the index directory atomically (entries, vectors, settings, tuned encoder)."""
+        directory = Path(directory)
+        check_output_dir(directory, meta_file=META_FILE)
+        with atomic_dir(directory) as tmp:
+            with open(tmp / ENTRIES_FILE, "w", encoding="utf-8") as fh:
+                for e in self.entries:
+                    fh.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+            np.save(tmp / VECTORS_FILE, self.vectors)
+            self.index.save(tmp)
+            encoder = str(self.encoder.path)
+            if self.tuning is not None:
+                self.encoder.save(tmp / ENCODER_DIR)
+                encoder = ENCODER_DIR
+            files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            meta = {
+                "format": FORMAT, "config": asdict(self.config), "encoder": encoder,
+                "threshold": self.threshold, "margin": self.margin, "calibration": self.calibration,
+                "tuning": self.tuning, "n_entries": len(self.entries), "versions": package_versions(),
+                "files": files,
+            }
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Assistant:
+        """Load and verify an index directory."""
+        directory = Path(directory)
+        path = directory / META_FILE
+        if not path.is_file():
+            raise ModelDirError(f"{directory}: not an assistant index ({META_FILE} is missing)")
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelDirError(f"{path}: corrupt ({err})") from None
+        if meta.get("format") != FORMAT:
+            raise ModelDirError(f"{path}: not an assistant index")
+        for name, digest in meta.get("files", {}).items():
+            file = directory / name
+            if not file.is_file():
+                raise ModelDirError(f"{directory}: {name} is missing")
+            if sha256_file(file) != digest:
+                raise ModelDirError(f"{file}: checksum mismatch, the file is corrupt or was modified")
+        known = {f.name for f in fields(AssistantConfig)}
+        config = AssistantConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        with open(directory / ENTRIES_FILE, encoding="utf-8") as fh:
+            entries = [FaqEntry(**json.loads(line)) for line in fh]
+        vectors = np.load(directory / VECTORS_FILE)
+        encoder_path = directory / meta["encoder"] if meta["encoder"] == ENCODER_DIR else meta["encoder"]
+        encoder = SentenceEncoder(encoder_path, max_length=config.max_length)
+        self = cls(entries, encoder, vectors, config)
+        from .index import INDEXES
+
+        self.index = INDEXES[config.index].load(directory, vectors)
+        self.threshold, self.margin = float(meta["threshold"]), float(meta["margin"])
+        self.calibration, self.tuning = meta.get("calibration", {}), meta.get("tuning")
+        return self

@@ -1,0 +1,94 @@
+"""``lmworks serve``: the classification REST service (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+
+from ._common import positive_int
+
+LOGGER = logging.getLogger("lmworks")
+ENV_SETTINGS = "LMWORKS_SERVE_SETTINGS"
+
+
+def register(sub) -> None:
+    """Add the subcommand."""
+    from ..serve.app import ServeConfig
+
+    d = ServeConfig()
+    p = sub.add_parser(
+        "serve", help="serve a model over HTTP (POST /v1/classify)",
+        description="Serve MODEL_DIR (PyTorch or ONNX export) over HTTP: POST /v1/classify, GET /healthz, "
+        "GET /v1/model, GET /metrics (Prometheus), OpenAPI at /openapi.json. Concurrent requests are "
+        "coalesced into micro-batches. Ctrl-C / SIGTERM finish in-flight requests before exiting.",
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="worker processes, each with its own model copy and a share of the CPUs (default: 1)")
+    p.add_argument("--api-key-env", metavar="VAR",
+                   help="require the API key held in environment variable VAR on /v1/* endpoints")
+    p.add_argument("--max-texts", type=positive_int, default=d.max_texts,
+                   help=f"texts per request (default: {d.max_texts})")
+    p.add_argument("--max-chars", type=positive_int, default=d.max_chars,
+                   help=f"characters per text (default: {d.max_chars})")
+    p.add_argument("--max-body-bytes", type=positive_int, default=d.max_body_bytes,
+                   help=f"request body size (default: {d.max_body_bytes})")
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms,
+                   help=f"how long a request may wait to share a micro-batch (default: {d.max_wait_ms})")
+    p.add_argument("--max-batch-tokens", type=positive_int, default=d.max_batch_tokens,
+                   help=f"token budget of one micro-batch (default: {d.max_batch_tokens})")
+    p.add_argument("--threads", type=positive_int, help="inference threads per worker (default: CPUs / workers)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model (fail fast, before binding), then run uvicorn."""
+    import uvicorn
+
+    from ..serve.common import api_key_from_env
+    from ..training.trainer import usable_cpus
+
+    api_key_from_env(args.api_key_env)  # refuse to start without the key it was asked to require
+    threads = args.threads or max(1, usable_cpus() // args.workers)
+    settings = {
+        "model_dir": args.model_dir, "api_key_env": args.api_key_env, "threads": threads,
+        "config": {"max_texts": args.max_texts, "max_chars": args.max_chars, "max_body_bytes": args.max_body_bytes,
+                   "max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens},
+    }
+    # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal with the
+    # handler that was installed before it; a no-op one makes a graceful stop exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    common = {"host": args.host, "port": args.port, "log_level": "info", "timeout_graceful_shutdown": 30}
+    if args.workers == 1:
+        app = app_from_settings(settings)
+        LOGGER.info("serving %s on http://%s:%d (docs: /docs, schema: /openapi.json)",
+                    args.model_dir, args.host, args.port)
+        uvicorn.run(app, **common)
+    else:
+        from ..model_dir import read_meta
+
+        read_meta(args.model_dir)  # a broken directory fails here, not in N workers
+        os.environ[ENV_SETTINGS] = json.dumps(settings)
+        uvicorn.run("lmworks.cli.serve:app_from_env", factory=True, workers=args.workers, **common)
+    return 0
+
+
+def app_from_settings(settings: dict):
+    """Build the app for one process."""
+    from ..predictor import Predictor
+    from ..serve.app import ServeConfig, create_app
+    from ..serve.common import api_key_from_env
+
+    predictor = Predictor.load(settings["model_dir"], num_threads=settings.get("threads"))
+    config = ServeConfig(**settings["config"], api_key=api_key_from_env(settings.get("api_key_env")))
+    return create_app(predictor, config)
+
+
+def app_from_env():
+    """Uvicorn factory for worker processes (settings come from the parent's environment)."""
+    return app_from_settings(json.loads(os.environ[ENV_SETTINGS]))

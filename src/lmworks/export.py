@@ -1,0 +1,235 @@
+"""Export a fine-tuned model directory to ONNX (optionally int8) for ONNX Runtime.
+
+The exported directory is a normal lmworks model directory (``lmworks.json`` with
+checksums, tokenizer files, ``config.json``, the TF-IDF blend if any) whose
+``backend`` is ``onnx``: ``lmworks.load``, ``evaluate`` and ``predict`` use it
+unchanged. Export is checked twice: the fp32 graph must reproduce the PyTorch
+logits on probe inputs (a broken export fails), and with ``eval_data`` both models
+are scored on the same held-out texts and the accuracy difference is recorded and
+shouted about when it exceeds ``max_accuracy_drop``. Dynamic int8 quantisation
+(ONNX Runtime's ``quantize_dynamic``) needs no calibration data, which is why it is
+the default for CPU serving of BERT-family models.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import atomic_dir
+from .backends.onnx import ONNX_FILE, require_onnxruntime
+from .data import TextDataset
+from .errors import ConfigError
+from .model_dir import META_FILE, check_output_dir, read_meta, write_meta
+
+LOGGER = logging.getLogger("lmworks")
+
+#: Keys of the source ``lmworks.json`` that ``write_meta`` regenerates.
+_REGENERATED = ("format", "format_version", "created", "versions", "files")
+
+
+@dataclass
+class ExportOptions:
+    """How to export.
+
+    Attributes
+    ----------
+    quantize:
+        ``None`` (fp32) or ``"int8"`` (dynamic quantisation of weights, int8 matmuls).
+    optimize:
+        Fuse LayerNorm, GELU and bias additions with ONNX Runtime's offline transformer
+        optimiser first. Attention is left unfused: on an AVX2 CPU with MiniLM the fused
+        attention op measured slower, while the other fusions cut the fixed cost of a
+        small batch by a third (single text: 4.2 vs 6.1 ms int8; docs/benchmarks.md).
+    opset:
+        ONNX opset of the exported graph.
+    max_accuracy_drop:
+        Accuracy points the export may lose on ``eval_data`` before it warns loudly.
+    """
+
+    quantize: str | None = None
+    optimize: bool = True
+    opset: int = 17
+    max_accuracy_drop: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.quantize not in (None, "int8"):
+            raise ConfigError(f"--quantize must be int8 (got {self.quantize!r})")
+
+
+def export_onnx(
+    model_dir: str | Path,
+    output: str | Path,
+    options: ExportOptions | None = None,
+    eval_data: TextDataset | None = None,
+) -> dict[str, Any]:
+    """Write an ONNX model directory for ``model_dir``; return the export report.
+
+    The report (also stored as ``export_check`` in the new ``lmworks.json``) holds the
+    fp32 probe difference and, with ``eval_data``, both accuracies and their difference.
+    """
+    from .classifier import TextClassifier
+
+    options = options or ExportOptions()
+    model_dir, output = Path(model_dir), Path(output)
+    meta = read_meta(model_dir)
+    if meta.get("backend") != "transformer":
+        raise ConfigError(
+            f"{model_dir}: backend {meta.get('backend')!r} cannot be exported to ONNX "
+            "(only fine-tuned encoders; TF-IDF models are already fast)"
+        )
+    require_onnxruntime()
+    check_output_dir(output)
+    source = TextClassifier.load(model_dir)
+    primary: Any = getattr(source.backend_, "primary", source.backend_)
+    network, tokenizer = primary.network.eval(), primary.tokenizer
+
+    with atomic_dir(output) as tmp:
+        fp32 = tmp / "model.fp32.onnx"
+        _torch_export(network, fp32, options.opset)
+        report: dict[str, Any] = {"probe_max_abs_logit_diff_fp32": _probe_difference(network, fp32)}
+        if report["probe_max_abs_logit_diff_fp32"] > 1e-3:
+            raise ConfigError(
+                f"ONNX export does not reproduce the PyTorch logits (max difference "
+                f"{report['probe_max_abs_logit_diff_fp32']:.3g}); please report this with your model's config.json"
+            )
+        if options.optimize:
+            report["optimized"] = _optimize(fp32, network.config)
+        if options.quantize == "int8":
+            _quantize_int8(fp32, tmp / ONNX_FILE)
+            fp32.unlink()
+        else:
+            fp32.rename(tmp / ONNX_FILE)
+        tokenizer.save_pretrained(tmp)
+        shutil.copy2(model_dir / "config.json", tmp / "config.json")
+        blend = meta.get("blend")
+        if blend:
+            path = blend.get("path", "blend/")
+            shutil.copytree(model_dir / path, tmp / path)
+        new_meta = {k: v for k, v in meta.items() if k not in _REGENERATED}
+        new_meta["backend"] = "onnx"
+        new_meta["onnx"] = {
+            "file": ONNX_FILE, "opset": options.opset, "quantize": options.quantize,
+            "exported_from": str(model_dir.resolve()),
+            "source_files_sha256": meta.get("files", {}).get("model.safetensors"),
+            "inputs": ["input_ids", "attention_mask"], "outputs": ["logits"],
+        }
+        write_meta(tmp, new_meta)
+        if eval_data is not None:
+            report.update(_compare(source, TextClassifier.load(tmp), eval_data, options.max_accuracy_drop))
+        new_meta["export_check"] = report
+        (tmp / META_FILE).unlink()
+        write_meta(tmp, new_meta)
+    return report
+
+
+def _torch_export(network, path: Path, opset: int) -> None:
+    """Trace the network (encoder + head) to ONNX with dynamic batch and sequence axes."""
+    import torch
+
+    ids = torch.tensor([[101, 2023, 2003, 1037, 7099, 102], [101, 2178, 102, 0, 0, 0]], dtype=torch.long)
+    mask = (ids != 0).long()
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, but it is the one
+        # that handles BERT-family encoders with dynamic shapes without onnxscript rewrites.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            network, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+            output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False,
+        )
+
+
+def _probe_difference(network, path: Path) -> float:
+    """Max |logit difference| between PyTorch and ONNX Runtime on random padded inputs."""
+    import torch
+
+    ort = require_onnxruntime()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    vocab = int(network.config.vocab_size)
+    worst = 0.0
+    for batch, width in ((1, 5), (3, 17), (4, 64)):
+        ids = rng.integers(1000, min(vocab, 20000), size=(batch, width))
+        mask = np.ones_like(ids)
+        mask[0, width // 2:] = 0
+        with torch.no_grad():
+            expected = network(torch.as_tensor(ids), torch.as_tensor(mask)).numpy()
+        got = session.run(["logits"], {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)})[0]
+        worst = max(worst, float(np.abs(expected - got).max()))
+    return worst
+
+
+def _optimize(path: Path, config) -> bool:
+    """Fuse transformer subgraphs in place; keep the plain graph if the optimiser declines."""
+    try:
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+    except ImportError:  # pragma: no cover - part of onnxruntime, but kept optional
+        return False
+    fusion = FusionOptions("bert")
+    fusion.enable_attention = False
+    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    try:
+        model = optimize_model(
+            str(path), model_type="bert", num_heads=int(config.num_attention_heads),
+            hidden_size=int(config.hidden_size), opt_level=0, optimization_options=fusion,
+        )
+        model.save_model_to_file(str(path))
+    except Exception as err:  # noqa: BLE001 - an optimisation is never worth failing the export
+        LOGGER.warning("ONNX graph optimisation skipped (%s)", str(err).splitlines()[0])
+        return False
+    return True
+
+
+def _quantize_int8(source: Path, target: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger("root").setLevel(logging.ERROR)  # its pre-processing hint is noise here
+    # Fused ops (com.microsoft domain) defeat ONNX shape inference; their outputs are fp32.
+    # Per-channel weight scales: measured closer to fp32 (97.8 % vs 95.5 % argmax agreement
+    # on Rotten Tomatoes) and no slower than one scale per tensor.
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def _compare(source, exported, data: TextDataset, max_drop: float) -> dict[str, Any]:
+    """Accuracy of both models on the same labelled texts, and how often they agree."""
+    labels = data.require_labels()
+    before = source.predict_proba(data.texts)
+    after = exported.predict_proba(data.texts)
+    m_before = source._metrics(_names(source, labels), before, source.thresholds_)
+    m_after = exported._metrics(_names(exported, labels), after, exported.thresholds_)
+    drop = 100.0 * (m_before["accuracy"] - m_after["accuracy"])
+    check = {
+        "eval_source": data.source,
+        "n": len(data.texts),
+        "accuracy_pytorch": m_before["accuracy"],
+        "accuracy_onnx": m_after["accuracy"],
+        "accuracy_drop_points": round(drop, 4),
+        "prediction_agreement": float(np.mean(np.argmax(before, 1) == np.argmax(after, 1))),
+        "max_abs_proba_diff": float(np.abs(before - after).max()),
+        "max_accuracy_drop": max_drop,
+        "within_tolerance": drop <= max_drop,
+    }
+    if drop > max_drop:
+        LOGGER.warning(
+            "!!! EXPORT LOSES ACCURACY: %.2f points on %s (%.4f -> %.4f), more than the allowed %.2f; "
+            "use the fp32 export or the PyTorch model for this data !!!",
+            drop, data.source, m_before["accuracy"], m_after["accuracy"], max_drop,
+        )
+    return check
+
+
+def _names(classifier, labels):
+    from .classifier import _as_label_names
+
+    return _as_label_names(labels, classifier.config.multi_label)

@@ -1,0 +1,133 @@
+"""The classification REST service: ``lmworks serve MODEL_DIR``.
+
+``POST /v1/classify`` answers ``{"texts": [...]}`` with one label and the scores of
+every class per text; concurrent requests are coalesced into micro-batches
+(:mod:`.batcher`). ``GET /healthz``, ``GET /v1/model`` and ``GET /metrics``
+(Prometheus) complete it; the OpenAPI schema is at ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from ..predictor import Predictor
+from .batcher import MicroBatcher
+from .common import ApiError, base_app
+from .metrics import ServerMetrics
+
+
+@dataclass
+class ServeConfig:
+    """Limits and batching of the classification service.
+
+    Attributes
+    ----------
+    max_texts:
+        Texts one request may carry (413 beyond).
+    max_chars:
+        Characters one text may have (413 beyond); the model reads at most
+        ``max_length`` tokens anyway, longer texts are truncated and flagged.
+    max_body_bytes:
+        Request body size (413 beyond).
+    max_wait_ms:
+        How long a request may wait for others to share its micro-batch.
+    max_batch_tokens:
+        Token budget of one micro-batch.
+    api_key:
+        Required key for ``/v1/*`` (``None``: open).
+    """
+
+    max_texts: int = 256
+    max_chars: int = 20_000
+    max_body_bytes: int = 2 << 20
+    max_wait_ms: float = 5.0
+    max_batch_tokens: int = 8192
+    api_key: str | None = None
+
+
+class ClassifyRequest(BaseModel):
+    """Texts to classify."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: list[StrictStr] = Field(min_length=1, description="texts to classify, each non-empty")
+
+
+class Prediction(BaseModel):
+    """One text's answer."""
+
+    label: str | list[str] = Field(description="the label (a list of labels for multi-label models)")
+    scores: dict[str, float] = Field(description="probability of every label")
+    truncated: bool = Field(description="the text was longer than the model's max_length and was cut")
+
+
+class ClassifyResponse(BaseModel):
+    """Answers, in the order of the request's texts."""
+
+    model: str
+    predictions: list[Prediction]
+
+
+def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI app serving ``predictor``."""
+    from .. import __version__
+
+    config = config or ServeConfig()
+    metrics = ServerMetrics()
+
+    def infer(texts: list[str], tokens: list[int]) -> list[dict[str, Any]]:
+        results = predictor.classify(texts, token_counts=tokens)
+        metrics.texts.inc(len(results))
+        metrics.truncated.inc(sum(r["truncated"] for r in results))
+        return results
+
+    batcher = MicroBatcher(infer, max_wait_ms=config.max_wait_ms, max_batch_tokens=config.max_batch_tokens,
+                           max_tokens_per_text=predictor.max_length, on_batch=metrics.observe_batch)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        yield
+        await batcher.stop()  # uvicorn has let in-flight requests finish by now
+
+    app = base_app(
+        title="lmworks classifier",
+        description=f"Text classification with the model '{predictor.name}' ({predictor.task}, "
+        f"labels: {', '.join(predictor.labels)}).",
+        version=__version__, metrics=metrics, api_key=config.api_key,
+        max_body_bytes=config.max_body_bytes, lifespan=lifespan,
+    )
+    limits = {"max_texts": config.max_texts, "max_chars": config.max_chars, "max_body_bytes": config.max_body_bytes}
+
+    @app.get("/healthz", summary="liveness and readiness")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": predictor.name}
+
+    @app.get("/v1/model", summary="labels, task, metrics and versions of the served model")
+    async def model_info() -> dict[str, Any]:
+        return {**predictor.describe(), "limits": limits}
+
+    @app.post(
+        "/v1/classify", response_model=ClassifyResponse, summary="classify texts",
+        responses={401: {"description": "missing or wrong API key"},
+                   413: {"description": "too many texts, a text too long, or body too large"},
+                   422: {"description": "malformed JSON, wrong types, empty list or empty text"}},
+    )
+    async def classify(request: ClassifyRequest) -> dict[str, Any]:
+        texts = request.texts
+        if len(texts) > config.max_texts:
+            raise ApiError(413, "too_many_texts", f"{len(texts)} texts, at most {config.max_texts} per request")
+        for i, text in enumerate(texts):
+            if len(text) > config.max_chars:
+                raise ApiError(413, "text_too_long",
+                               f"texts[{i}] has {len(text)} characters, at most {config.max_chars}")
+            if not text.strip():
+                raise ApiError(422, "empty_text", f"texts[{i}] is empty")
+        results = await batcher.submit(texts, predictor.token_counts(texts))
+        return {"model": predictor.name, "predictions": results}
+
+    return app

@@ -1,0 +1,107 @@
+"""ONNX export (fp32 and int8) and the Predictor that runs either runtime."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+import lmworks
+from conftest import make_sentiment
+from lmworks.cli import main
+from lmworks.errors import ConfigError, ModelDirError
+from lmworks.export import ExportOptions, export_onnx
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    texts, labels = make_sentiment(80, seed=7)
+    path = tmp_path_factory.mktemp("heldout") / "test.csv"
+    import pandas as pd
+
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(path, index=False)
+    return path, texts, labels
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(tiny_model_dir, tmp_path_factory, heldout):
+    out = tmp_path_factory.mktemp("onnx") / "fp32"
+    data = lmworks.read_dataset(heldout[0])
+    report = export_onnx(tiny_model_dir, out, ExportOptions(), data)
+    return out, report
+
+
+def test_fp32_export_reproduces_pytorch(tiny_model_dir, onnx_fp32, heldout):
+    out, report = onnx_fp32
+    _, texts, _ = heldout
+    torch_model, onnx_model = lmworks.load(tiny_model_dir), lmworks.load(out)
+    assert torch_model.runtime == "transformer" and onnx_model.runtime == "onnx"
+    np.testing.assert_allclose(onnx_model.predict_proba(texts), torch_model.predict_proba(texts), atol=1e-4)
+    assert onnx_model.predict(texts) == torch_model.predict(texts)
+    assert onnx_model.labels == torch_model.labels
+    assert report["probe_max_abs_logit_diff_fp32"] < 1e-3
+    assert report["accuracy_drop_points"] == pytest.approx(0.0, abs=1e-9)
+    meta = json.loads((out / "lmworks.json").read_text())
+    assert meta["backend"] == "onnx" and meta["export_check"]["within_tolerance"] is True
+    assert "model.onnx" in meta["files"] and not (out / "model.fp32.onnx").exists()
+
+
+def test_int8_export_via_cli_reports_accuracy_and_evaluates(tiny_model_dir, tmp_path, heldout, capsys):
+    out = tmp_path / "int8"
+    code = main(["export", str(tiny_model_dir), "--format", "onnx", "--quantize", "int8", "--output", str(out),
+                 "--eval", str(heldout[0])])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"accuracy_pytorch", "accuracy_onnx", "accuracy_drop_points", "prediction_agreement"} <= set(report)
+    assert (out / "model.onnx").stat().st_size < (tiny_model_dir / "model.safetensors").stat().st_size
+    assert main(["evaluate", str(out), str(heldout[0]), "--json", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(report["accuracy_onnx"])
+
+
+def test_accuracy_loss_is_loud_and_strict_refuses(tiny_model_dir, tmp_path, heldout, caplog, capsys):
+    with caplog.at_level(logging.WARNING, logger="lmworks"):
+        report = export_onnx(tiny_model_dir, tmp_path / "a", ExportOptions(max_accuracy_drop=-1.0),
+                             lmworks.read_dataset(heldout[0]))
+    assert report["within_tolerance"] is False
+    assert "EXPORT LOSES ACCURACY" in caplog.text
+    code = main(["export", str(tiny_model_dir), "--output", str(tmp_path / "b"), "--eval", str(heldout[0]),
+                 "--max-accuracy-drop", "-1", "--strict"])
+    assert code == 2 and not (tmp_path / "b").exists()
+
+
+def test_export_refuses_tfidf_and_corrupt_graph_is_refused(tmp_path, onnx_fp32):
+    from lmworks import TextClassifier
+
+    texts, labels = make_sentiment(60, seed=3)
+    tfidf_dir = TextClassifier("tfidf").fit(texts, labels).save(tmp_path / "tfidf")
+    with pytest.raises(ConfigError, match="cannot be exported"):
+        export_onnx(tfidf_dir, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(onnx_fp32[0], broken)
+    with open(broken / "model.onnx", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\0" * 64)
+    with pytest.raises(ModelDirError, match="checksum mismatch"):
+        lmworks.load(broken)
+
+
+def test_predictor_classify_flags_truncation(tiny_model_dir, caplog):
+    predictor = lmworks.load(tiny_model_dir)
+    long_text = "great " * 500
+    with caplog.at_level(logging.WARNING, logger="lmworks"):
+        out = predictor.classify(["a great film", long_text])
+    assert [r["truncated"] for r in out] == [False, True]
+    assert "truncated" in caplog.text
+    assert set(out[0]["scores"]) == set(predictor.labels)
+    assert abs(sum(out[0]["scores"].values()) - 1) < 1e-4
+    info = predictor.describe()
+    assert info["labels"] == predictor.labels and info["task"] == "single_label"
