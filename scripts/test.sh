@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/system-deps.sh
 export HF_HUB_OFFLINE=1
 set +e
 .venv/bin/python -m pytest "$@"

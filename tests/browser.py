@@ -30,7 +30,7 @@ class Browser:
     """One headless Chromium with one page, controlled through a DevTools websocket."""
 
     def __init__(self, port: int) -> None:
-        from websockets.sync.client import connect
+        from websockets.sync.client import ClientConnection, connect
 
         exe = chromium_path()
         if exe is None:
@@ -56,7 +56,7 @@ class Browser:
         if not targets:
             self.close()
             raise RuntimeError("Chromium did not open its DevTools port")
-        self.ws = connect(targets[0]["webSocketDebuggerUrl"], max_size=50 * 2**20)
+        self.ws: ClientConnection = connect(targets[0]["webSocketDebuggerUrl"], max_size=50 * 2**20)
         self._id = 0
         self.send("Page.enable")
         self.send("Runtime.enable")

@@ -7,6 +7,13 @@ confident enough and clearly ahead of the runner-up; otherwise it hands off with
 suggestions, as Rasa's two-stage fallback does with its threshold and ambiguity
 margin. Both numbers are chosen on held-out queries for a target precision (or, with
 none given, by leave-one-out over the knowledge base itself) and stored with the index.
+
+The match score mixes the encoder's cosine similarity with a character n-gram TF-IDF
+cosine (hybrid dense + sparse retrieval). The lexical half needs no training and
+no word segmentation, so it carries languages the encoder reads poorly (the
+shipped MiniLM is English-only; Chinese questions share characters, not
+subwords) and exact product names; its weight is chosen on the same held-out
+queries, 0 when it does not help.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ ENCODER_DIR = "encoder"
 FORMAT = "lmworks-assistant"
 MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
 MAX_CALIBRATION = 3000  # leave-one-out queries sampled from large bases
+LEXICAL_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+ANSWER_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+QA_VECTORS_FILE = "qa_vectors.npy"
 CANDIDATES = 50  # questions retrieved before grouping by answer
 
 
@@ -55,6 +65,13 @@ class AssistantConfig:
         Fixed values instead of calibrated ones.
     intent_weight:
         Weight of the intent model's probability when re-ranking (with an intent model).
+    answer_weight:
+        Weight of the question+answer embedding in the dense score
+        ``(1 - a) * cos(query, question) + a * cos(query, question + answer)``; the answer
+        often names what a paraphrase asks about. ``None`` chooses it on calibration queries.
+    lexical_weight:
+        Weight of character n-gram TF-IDF similarity in the match score
+        ``(1 - w) * dense + w * lexical``; ``None`` chooses it on the calibration queries.
     """
 
     model: str = "minilm"
@@ -64,6 +81,8 @@ class AssistantConfig:
     threshold: float | None = None
     margin: float | None = None
     intent_weight: float = 0.1
+    answer_weight: float | None = None
+    lexical_weight: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.target_precision <= 1:
@@ -73,13 +92,16 @@ class AssistantConfig:
 class Assistant:
     """A question index with a calibrated hand-off rule. Build with :meth:`build`."""
 
-    def __init__(self, entries: list[FaqEntry], encoder: SentenceEncoder, vectors: np.ndarray,
-                 config: AssistantConfig) -> None:
+    def __init__(self, entries: list[FaqEntry], encoder: SentenceEncoder, question_vectors: np.ndarray,
+                 qa_vectors: np.ndarray, config: AssistantConfig) -> None:
         self.entries = entries
         self.encoder = encoder
-        self.vectors = vectors
         self.config = config
-        self.index: ExactIndex = make_index(config.index, vectors)
+        self.question_vectors, self.qa_vectors = question_vectors, qa_vectors
+        self.answer_weight = config.answer_weight if config.answer_weight is not None else 0.5
+        self.vectors: np.ndarray
+        self.index: ExactIndex
+        self._set_answer_weight(self.answer_weight)
         answers: dict[str, int] = {}
         self.answer_ids = np.asarray([answers.setdefault(normalise_question(e.answer), len(answers)) for e in entries])
         self._by_question = {normalise_question(e.question): i for i, e in enumerate(entries)}
@@ -88,6 +110,21 @@ class Assistant:
         self.calibration: dict[str, Any] = {}
         self.intent_model: Any = None
         self.tuning: dict[str, Any] | None = None
+        self.lexical_weight = config.lexical_weight if config.lexical_weight is not None else 0.0
+        self._fit_lexical()
+        self._query_vectors: np.ndarray | None = None  # calibration queries, encoded once
+
+    def _set_answer_weight(self, weight: float, index: ExactIndex | None = None) -> None:
+        """Dense scores are linear in the entry vectors, so the mix is one combined matrix."""
+        self.answer_weight = weight
+        self.vectors = ((1 - weight) * self.question_vectors + weight * self.qa_vectors).astype(np.float32)
+        self.index = index if index is not None else make_index(self.config.index, self.vectors)
+
+    def _fit_lexical(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.lexical = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, lowercase=True)
+        self.lexical_matrix = self.lexical.fit_transform([e.question for e in self.entries])
 
     # -- building ------------------------------------------------------------------------
     @classmethod
@@ -103,15 +140,14 @@ class Assistant:
         if not entries:
             raise DataError("the knowledge base is empty")
         encoder = encoder or SentenceEncoder(config.model, max_length=config.max_length)
-        vectors = encoder.encode([e.question for e in entries], what="knowledge-base questions")
-        self = cls(entries, encoder, vectors, config)
+        self = cls(entries, encoder, *_embed_entries(encoder, entries), config)
         self.calibrate(calibration)
         return self
 
     def reindex(self) -> None:
-        """Re-embed every question (after the encoder changed) and recalibrate as before."""
-        self.vectors = self.encoder.encode([e.question for e in self.entries], what="knowledge-base questions")
-        self.index = make_index(self.config.index, self.vectors)
+        """Re-embed every entry (after the encoder changed); call :meth:`calibrate` next."""
+        self.question_vectors, self.qa_vectors = _embed_entries(self.encoder, self.entries)
+        self._set_answer_weight(self.answer_weight)
 
     # -- ranking -------------------------------------------------------------------------
     def rank(self, queries: Sequence[str], k: int = 3, *, exclude_self: bool = False,
@@ -124,7 +160,7 @@ class Assistant:
         if vectors is None:
             vectors = self.encoder.encode(list(queries), what="queries")
         n_candidates = min(len(self.entries), CANDIDATES + (1 if exclude_self else 0))
-        scores, ids = self.index.search(vectors, n_candidates)
+        scores, ids = self._search(vectors, list(queries), n_candidates)
         intent_bonus = self._intent_bonus(queries) if self.intent_model is not None else None
         out = []
         for row, (s_row, i_row) in enumerate(zip(scores, ids)):
@@ -139,6 +175,25 @@ class Assistant:
                     best[answer] = (entry, score)
             out.append(sorted(best.values(), key=lambda x: -x[1])[:k])
         return out
+
+    def _search(self, vectors: np.ndarray, texts: list[str], k: int,
+                weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` entries by ``(1 - w) * dense + w * lexical`` similarity."""
+        w = self.lexical_weight if weight is None else weight
+        if w <= 0:
+            return self.index.search(vectors, k)
+        lexical = (self.lexical.transform(texts) @ self.lexical_matrix.T).toarray()
+        if self.index.kind == "exact":
+            combined = (1 - w) * (vectors @ self.vectors.T) + w * lexical
+        else:  # approximate: re-score the dense candidates and the lexical ones
+            d_scores, d_ids = self.index.search(vectors, k)
+            combined = np.full(lexical.shape, -np.inf, dtype=np.float64)
+            lex_top = np.argsort(-lexical, axis=1)[:, :k]
+            for row in range(len(texts)):
+                cand = np.union1d(d_ids[row], lex_top[row])
+                combined[row, cand] = (1 - w) * (self.vectors[cand] @ vectors[row]) + w * lexical[row, cand]
+        top = np.argsort(-combined, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(combined, top, axis=1), top
 
     def _intent_bonus(self, queries: Sequence[str]):
         proba = self.intent_model.predict_proba(list(queries))
@@ -205,10 +260,13 @@ class Assistant:
             raise DataError(f"{where}expected_question {question!r} is not in the knowledge base")
         return int(self.answer_ids[entry])
 
-    def _outcomes(self, queries: Sequence[tuple[str, str | None]] | None) -> tuple[np.ndarray, ...]:
+    def _outcomes(self, queries: Sequence[tuple[str, str | None]] | None,
+                  with_top3: bool = False) -> tuple[np.ndarray, ...]:
         """Top-1 answer, scores of the first two answers and expected answer per query."""
         if queries:
-            ranked = self.rank([q for q, _ in queries])
+            if self._query_vectors is None or len(self._query_vectors) != len(queries):
+                self._query_vectors = self.encoder.encode([q for q, _ in queries], what="queries")
+            ranked = self.rank([q for q, _ in queries], vectors=self._query_vectors)
             expected = [self.expected_answer(e, f"query {i + 1}: ") for i, (_, e) in enumerate(queries)]
         else:
             ranked, expected = self._leave_one_out()
@@ -216,6 +274,9 @@ class Assistant:
         s1 = np.asarray([r[0][1] if r else -1.0 for r in ranked])
         s2 = np.asarray([r[1][1] if len(r) > 1 else -1.0 for r in ranked])
         exp = np.asarray([-1 if e is None else e for e in expected])
+        if with_top3:
+            top3 = np.asarray([e in [int(self.answer_ids[x]) for x, _ in r] for r, e in zip(ranked, expected)])
+            return top, s1, s2, exp, top3
         return top, s1, s2, exp
 
     def _leave_one_out(self) -> tuple[list[list[tuple[int, float]]], list[int | None]]:
@@ -228,7 +289,8 @@ class Assistant:
         ranked_all = []
         for start in range(0, len(rows), 512):
             chunk = rows[start:start + 512]
-            scores, ids = self.index.search(self.vectors[chunk], min(n, CANDIDATES + 1))
+            texts = [self.entries[i].question for i in chunk.tolist()]
+            scores, ids = self._search(self.question_vectors[chunk], texts, min(n, CANDIDATES + 1))
             for row, s_row, i_row in zip(chunk.tolist(), scores, ids):
                 best: dict[int, tuple[int, float]] = {}
                 for score, entry in zip(s_row.tolist(), i_row.tolist()):
@@ -241,9 +303,36 @@ class Assistant:
         expected = [int(self.answer_ids[r]) if counts[self.answer_ids[r]] > 1 else None for r in rows.tolist()]
         return ranked_all, expected
 
+    def choose_weights(self, queries: Sequence[tuple[str, str | None]] | None) -> tuple[float, float]:
+        """Answer and lexical weights with the best top-1 (then top-3) on the calibration queries.
+
+        Ties go to the simpler model (smaller weights). Fixed weights in the config are kept.
+        """
+        answer_grid = ANSWER_WEIGHTS if self.config.answer_weight is None and self.config.index == "exact" \
+            else (self.answer_weight,)
+        lexical_grid = LEXICAL_WEIGHTS if self.config.lexical_weight is None else (self.config.lexical_weight,)
+        best = None
+        for a in answer_grid:
+            self._set_answer_weight(a)
+            for w in lexical_grid:
+                self.lexical_weight = w
+                top, _, _, exp, top3 = self._outcomes(queries, with_top3=True)
+                answerable = exp >= 0
+                if not answerable.any():
+                    break
+                key = (float((top == exp)[answerable].mean()), float(top3[answerable].mean()), -w, -a)
+                if best is None or key > best[0]:
+                    best = (key, a, w)
+        a, w = (best[1], best[2]) if best is not None else (answer_grid[0], lexical_grid[0])
+        self._set_answer_weight(a)
+        self.lexical_weight = w
+        return a, w
+
     def calibrate(self, queries: Sequence[tuple[str, str | None]] | None = None) -> dict[str, Any]:
-        """Choose threshold and margin for ``config.target_precision``; store and return the report."""
+        """Choose lexical weight, threshold and margin for ``config.target_precision``; store the report."""
+        self.choose_weights(queries)
         top, s1, s2, exp = self._outcomes(queries)
+        self._query_vectors = None
         answerable = exp >= 0
         target = self.config.target_precision
         thresholds = np.unique(np.concatenate([[-1.0], np.round(s1, 4)]))
@@ -271,6 +360,7 @@ class Assistant:
             "source": "queries" if queries else "leave-one-out over the knowledge base",
             "n": int(len(s1)), "answerable": int(answerable.sum()), "out_of_scope": int((~answerable).sum()),
             "target_precision": target, "threshold": round(self.threshold, 4), "margin": self.margin,
+            "lexical_weight": self.lexical_weight, "answer_weight": self.answer_weight,
             "precision": round(precision, 4), "answered_fraction": round(coverage, 4),
         }
         return self.calibration
@@ -296,7 +386,8 @@ class Assistant:
             "accuracy_when_answered": float(answered_ok.sum() / max(1, (~handoff).sum())),
             "handoff_recall_out_of_scope": float(handoff[~answerable].mean()) if n_oos else None,
             "handoff_precision": float((handoff & ~answerable).sum() / handoff.sum()) if handoff.any() else None,
-            "threshold": self.threshold, "margin": self.margin,
+            "threshold": self.threshold, "margin": self.margin, "lexical_weight": self.lexical_weight,
+            "answer_weight": self.answer_weight,
         }
         curve = []
         for t in np.unique(np.quantile(s1, np.linspace(0, 1, 21))):
@@ -316,7 +407,8 @@ class Assistant:
             with open(tmp / ENTRIES_FILE, "w", encoding="utf-8") as fh:
                 for e in self.entries:
                     fh.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
-            np.save(tmp / VECTORS_FILE, self.vectors)
+            np.save(tmp / VECTORS_FILE, self.question_vectors)
+            np.save(tmp / QA_VECTORS_FILE, self.qa_vectors)
             self.index.save(tmp)
             encoder = str(self.encoder.path)
             if self.tuning is not None:
@@ -325,7 +417,8 @@ class Assistant:
             files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             meta = {
                 "format": FORMAT, "config": asdict(self.config), "encoder": encoder,
-                "threshold": self.threshold, "margin": self.margin, "calibration": self.calibration,
+                "threshold": self.threshold, "margin": self.margin, "lexical_weight": self.lexical_weight,
+                "answer_weight": self.answer_weight, "calibration": self.calibration,
                 "tuning": self.tuning, "n_entries": len(self.entries), "versions": package_versions(),
                 "files": files,
             }
@@ -355,13 +448,23 @@ class Assistant:
         config = AssistantConfig(**{k: v for k, v in meta["config"].items() if k in known})
         with open(directory / ENTRIES_FILE, encoding="utf-8") as fh:
             entries = [FaqEntry(**json.loads(line)) for line in fh]
-        vectors = np.load(directory / VECTORS_FILE)
+        question_vectors = np.load(directory / VECTORS_FILE)
+        qa_vectors = np.load(directory / QA_VECTORS_FILE)
         encoder_path = directory / meta["encoder"] if meta["encoder"] == ENCODER_DIR else meta["encoder"]
         encoder = SentenceEncoder(encoder_path, max_length=config.max_length)
-        self = cls(entries, encoder, vectors, config)
+        config.answer_weight = float(meta.get("answer_weight", 0.0))  # as calibrated at build time
+        self = cls(entries, encoder, question_vectors, qa_vectors, config)
         from .index import INDEXES
 
-        self.index = INDEXES[config.index].load(directory, vectors)
+        self._set_answer_weight(self.answer_weight, INDEXES[config.index].load(directory, self.vectors))
         self.threshold, self.margin = float(meta["threshold"]), float(meta["margin"])
+        self.lexical_weight = float(meta.get("lexical_weight", 0.0))
         self.calibration, self.tuning = meta.get("calibration", {}), meta.get("tuning")
         return self
+
+
+def _embed_entries(encoder: SentenceEncoder, entries: list[FaqEntry]) -> tuple[np.ndarray, np.ndarray]:
+    """Question vectors and question+answer vectors of every entry."""
+    questions = encoder.encode([e.question for e in entries], what="knowledge-base questions")
+    with_answers = encoder.encode([f"{e.question} {e.answer}" for e in entries], what="question+answer texts")
+    return questions, with_answers

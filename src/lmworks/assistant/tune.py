@@ -4,9 +4,9 @@ Pairs that should be close — a question and its answer, and two phrasings that
 an answer — are pulled together while every other pair in the batch is pushed apart
 (in-batch negatives; the multiple-negatives ranking loss of sentence-transformers).
 Batches never hold two pairs of the same answer, which would be false negatives.
-With held-out queries, the tuned encoder is kept only if their top-1 accuracy does
-not drop: tuning on a small, repetitive base can overfit, and a user asked for a
-better assistant, not a different one.
+With held-out queries, the tuned encoder is kept only if it ranks them better (top-1,
+then top-3) than the original: tuning on a small, repetitive base can overfit, and a
+user asked for a better assistant, not a different one.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def tune(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                losses.append(float(loss))
+                losses.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
     model.eval()
@@ -140,9 +140,12 @@ def tune(
         after = assistant.evaluate(dev_queries)
         report["dev_before"] = {k: before[k] for k in ("top1_accuracy", "top3_accuracy")} if before else None
         report["dev_after"] = {k: after[k] for k in ("top1_accuracy", "top3_accuracy")}
-        if before and (after["top1_accuracy"] or 0) < (before["top1_accuracy"] or 0):
-            LOGGER.warning("tuning lowered top-1 on the dev queries (%.3f -> %.3f); keeping the original encoder",
-                           before["top1_accuracy"], after["top1_accuracy"])
+        def key(m):
+            return (m["top1_accuracy"] or 0.0, m["top3_accuracy"] or 0.0)
+
+        if before and key(after) <= key(before):
+            LOGGER.warning("tuning did not improve top-1/top-3 on the dev queries (%.3f/%.3f -> %.3f/%.3f); "
+                           "keeping the original encoder", *key(before), *key(after))
             model.load_state_dict(original)
             assistant.reindex()
             report["kept"] = False

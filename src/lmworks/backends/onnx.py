@@ -75,8 +75,16 @@ class OnnxBackend(Backend):
         from ..training.batching import pad_batch, sorted_batches
 
         out = np.zeros((len(input_ids), self.n_labels), dtype=np.float32)
+        if not input_ids:
+            return out
         lengths = [len(x) for x in input_ids]
         batches = list(sorted_batches(lengths, max_tokens or self.max_tokens))
+        workers = self.pool._max_workers if self.pool is not None else 1
+        while len(batches) < workers and max(len(b) for b in batches) > 1:
+            # a small request still uses every core: halve the largest batch
+            largest = max(range(len(batches)), key=lambda i: len(batches[i]))
+            batch = batches.pop(largest)
+            batches += [batch[: len(batch) // 2], batch[len(batch) // 2:]]
 
         def run(batch: list[int]) -> None:
             ids, mask = pad_batch([input_ids[i] for i in batch], self.tokenizer.pad_token_id)

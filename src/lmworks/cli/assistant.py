@@ -55,7 +55,8 @@ def register(sub) -> None:
     t = s.add_parser("tune", help="fine-tune the encoder contrastively on the Q&A pairs and rebuild the index",
                      description="In-batch-negatives (multiple-negatives ranking) fine-tuning on question->answer "
                      "and question->question pairs of one answer. With --dev, the tuned encoder is kept only if "
-                     "top-1 on those held-out queries does not drop, and the threshold is recalibrated on them.")
+                     "it ranks those held-out queries better (top-1, then top-3), and the hand-off rule is "
+                     "recalibrated on them.")
     t.add_argument("index_dir", metavar="DIR")
     t.add_argument("--output", required=True, metavar="DIR", help="new index directory (may equal DIR)")
     t.add_argument("--dev", metavar="QUERIES_FILE", help="held-out queries to check and calibrate on")
