@@ -353,7 +353,11 @@ class Assistant:
                     best = (key, float(t), float(m), precision, coverage)
         assert best is not None
         _, self.threshold, self.margin, precision, coverage = best
-        if precision < target:
+        if not answerable.any():
+            LOGGER.warning("no answerable calibration query (leave-one-out needs questions that share an answer); "
+                           "every question will be handed off until you calibrate with held-out queries "
+                           "(--calibration) or set --threshold")
+        elif precision < target:
             LOGGER.warning("no threshold reaches precision %.2f on the calibration queries (best %.3f); "
                            "the assistant will hand off often", target, precision)
         self.calibration = {

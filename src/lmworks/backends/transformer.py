@@ -127,8 +127,9 @@ class TransformerBackend(Backend):
         """Write transformers-layout files: config.json, model.safetensors, tokenizer."""
         from ..heads import save_network
 
-        save_network(self.network, directory)
-        self.tokenizer.save_pretrained(directory)
+        with _quiet_transformers():  # no "Writing model shards" bar for one small file
+            save_network(self.network, directory)
+            self.tokenizer.save_pretrained(directory)
         head = {"pooling": self.pooling}
         if self.pooling == "mean":
             head.update(
