@@ -164,17 +164,23 @@ class Assistant:
         intent_bonus = self._intent_bonus(queries) if self.intent_model is not None else None
         out = []
         for row, (s_row, i_row) in enumerate(zip(scores, ids)):
-            best: dict[int, tuple[int, float]] = {}
-            for score, entry in zip(s_row.tolist(), i_row.tolist()):
-                if exclude_self and entry == row:
-                    continue
-                if intent_bonus is not None:
-                    score += intent_bonus(row, entry)
-                answer = int(self.answer_ids[entry])
-                if answer not in best or score > best[answer][1]:
-                    best[answer] = (entry, score)
-            out.append(sorted(best.values(), key=lambda x: -x[1])[:k])
+            bonus = (lambda entry, r=row: intent_bonus(r, entry)) if intent_bonus is not None else None
+            out.append(self._by_answer(s_row, i_row, k, skip=row if exclude_self else None, bonus=bonus))
         return out
+
+    def _by_answer(self, scores: np.ndarray, entries: np.ndarray, k: int, *, skip: int | None = None,
+                   bonus=None) -> list[tuple[int, float]]:
+        """Best ``(entry, score)`` per distinct answer, top ``k``; ``skip`` leaves one entry out."""
+        best: dict[int, tuple[int, float]] = {}
+        for score, entry in zip(scores.tolist(), entries.tolist()):
+            if entry == skip:
+                continue
+            if bonus is not None:
+                score += bonus(entry)
+            answer = int(self.answer_ids[entry])
+            if answer not in best or score > best[answer][1]:
+                best[answer] = (entry, score)
+        return sorted(best.values(), key=lambda x: -x[1])[:k]
 
     def _search(self, vectors: np.ndarray, texts: list[str], k: int,
                 weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -292,14 +298,7 @@ class Assistant:
             texts = [self.entries[i].question for i in chunk.tolist()]
             scores, ids = self._search(self.question_vectors[chunk], texts, min(n, CANDIDATES + 1))
             for row, s_row, i_row in zip(chunk.tolist(), scores, ids):
-                best: dict[int, tuple[int, float]] = {}
-                for score, entry in zip(s_row.tolist(), i_row.tolist()):
-                    if entry == row:
-                        continue
-                    answer = int(self.answer_ids[entry])
-                    if answer not in best or score > best[answer][1]:
-                        best[answer] = (entry, score)
-                ranked_all.append(sorted(best.values(), key=lambda x: -x[1])[:3])
+                ranked_all.append(self._by_answer(s_row, i_row, 3, skip=row))
         expected = [int(self.answer_ids[r]) if counts[self.answer_ids[r]] > 1 else None for r in rows.tolist()]
         return ranked_all, expected
 
