@@ -199,3 +199,20 @@ def test_service_logs_exchanges_and_chat_page_works(banking, tmp_path):
     assert any(r[1] == 1 for r in rows)
     columns = [c[1] for c in sqlite3.connect(db).execute("PRAGMA table_info(exchanges)")]
     assert not any(c in columns for c in ("ip", "client", "headers", "api_key"))
+
+
+def test_intent_model_is_predicted_and_used(tmp_path):
+    import pandas as pd
+
+    from lmworks import TextClassifier
+
+    faq = pd.read_csv(FAQ)
+    intent_dir = TextClassifier("tfidf", eval_fraction=0.0).fit(
+        faq["question"].tolist(), faq["intent"].tolist()).save(tmp_path / "intent")
+    entries, _ = read_faq(FAQ)
+    assistant = Assistant.build(entries, AssistantConfig(intent_model=str(intent_dir)), read_queries(DEV))
+    answer = assistant.ask("I lost my debit card yesterday")
+    assert answer["predicted_intent"] == "cards" and answer["matched_question"] == "I lost my card. What should I do?"
+    reloaded = Assistant.load(assistant.save(tmp_path / "idx"))
+    assert reloaded.intent_model is not None
+    assert reloaded.ask("I lost my debit card yesterday") == answer

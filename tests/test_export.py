@@ -105,3 +105,32 @@ def test_predictor_classify_flags_truncation(tiny_model_dir, caplog):
     assert abs(sum(out[0]["scores"].values()) - 1) < 1e-4
     info = predictor.describe()
     assert info["labels"] == predictor.labels and info["task"] == "single_label"
+
+
+def test_multi_label_export_keeps_thresholds_and_label_lists(tiny_encoder, tiny_fast_options, tmp_path):
+    from lmworks import TextClassifier
+
+    base, _ = make_sentiment(240, seed=4)
+    labels = [(["praise"] if any(w in t for w in ("great", "wonderful", "excellent")) else [])
+              + (["story"] if "plot" in t else []) for t in base]
+    clf = TextClassifier(str(tiny_encoder), multi_label=True, **{**tiny_fast_options, "epochs": 6})
+    clf.fit(base[:200], labels[:200], progress=False)
+    src = clf.save(tmp_path / "ml")
+    export_onnx(src, tmp_path / "ml-onnx")
+    exported, original = lmworks.load(tmp_path / "ml-onnx"), lmworks.load(src)
+    assert exported.task == "multi_label"
+    assert exported.predict(base[200:]) == original.predict(base[200:])
+    out = exported.classify(base[200:203])
+    assert all(isinstance(r["label"], list) for r in out)
+    np.testing.assert_array_equal(exported.classifier.thresholds_, original.classifier.thresholds_)
+
+
+def test_tfidf_model_serves_through_the_predictor(tmp_path):
+    from lmworks import TextClassifier
+
+    texts, labels = make_sentiment(80, seed=5)
+    directory = TextClassifier("tfidf").fit(texts, labels).save(tmp_path / "tfidf")
+    predictor = lmworks.load(directory)
+    out = predictor.classify(["a great film", "boring plot"])
+    assert [r["label"] for r in out] == predictor.predict(["a great film", "boring plot"])
+    assert not any(r["truncated"] for r in out)

@@ -63,6 +63,9 @@ class AssistantConfig:
         Precision the answered questions should reach; sets the hand-off threshold.
     threshold, margin:
         Fixed values instead of calibrated ones.
+    intent_model:
+        Directory of an lmworks intent classifier (``lmworks train`` on question/intent);
+        its prediction is returned with every answer and re-ranks candidates.
     intent_weight:
         Weight of the intent model's probability when re-ranking (with an intent model).
     answer_weight:
@@ -80,6 +83,7 @@ class AssistantConfig:
     target_precision: float = 0.9
     threshold: float | None = None
     margin: float | None = None
+    intent_model: str | None = None
     intent_weight: float = 0.1
     answer_weight: float | None = None
     lexical_weight: float | None = None
@@ -109,6 +113,10 @@ class Assistant:
         self.margin = 0.0
         self.calibration: dict[str, Any] = {}
         self.intent_model: Any = None
+        if config.intent_model:
+            from ..classifier import TextClassifier
+
+            self.intent_model = TextClassifier.load(config.intent_model)
         self.tuning: dict[str, Any] | None = None
         self.lexical_weight = config.lexical_weight if config.lexical_weight is not None else 0.0
         self._fit_lexical()
@@ -234,7 +242,8 @@ class Assistant:
             if not isinstance(q, str) or not q.strip():
                 raise DataError(f"question {i + 1} is empty")
         results = []
-        for ranked in self.rank(questions):
+        intents = self.intent_model.predict(list(questions)) if self.intent_model is not None else None
+        for n, ranked in enumerate(self.rank(questions)):
             handoff, reason = self.decide(ranked)
             options = [self._option(entry, score) for entry, score in ranked]
             top = options[0] if options else None
@@ -248,6 +257,7 @@ class Assistant:
                 "confidence": round(top["score"], 4) if top else 0.0,
                 "alternatives": options,
                 "suggestions": options if handoff else [],
+                "predicted_intent": intents[n] if intents is not None else None,
             })
         return results
 

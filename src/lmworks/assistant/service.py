@@ -95,6 +95,7 @@ class AskResponse(BaseModel):
     confidence: float
     alternatives: list[Option]
     suggestions: list[Option]
+    predicted_intent: str | None = None
 
 
 def create_assistant_app(assistant: Assistant, *, log_db: str | Path, api_key: str | None = None,

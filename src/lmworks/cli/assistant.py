@@ -40,6 +40,9 @@ def register(sub) -> None:
     b.add_argument("--index", choices=["exact", "hnsw"], default=d.index,
                    help="exact numpy cosine (default) or approximate HNSW (extra 'ann') for large bases")
     b.add_argument("--max-length", type=int, default=d.max_length, help="tokens read per question")
+    b.add_argument("--intent-model", metavar="MODEL_DIR",
+                   help="an intent classifier ('lmworks train' on question/intent): its prediction is returned "
+                   "with each answer and re-ranks candidates whose intent it supports")
     b.add_argument("--encoding", default="utf-8")
     b.set_defaults(run=run_build)
 
@@ -88,11 +91,14 @@ def register(sub) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     """Build and save."""
+    from pathlib import Path
+
     from ..assistant import Assistant, AssistantConfig, read_faq, read_queries
 
     entries, conflicts = read_faq(args.faq, encoding=args.encoding)
     config = AssistantConfig(model=args.model, max_length=args.max_length, index=args.index,
-                             target_precision=args.target_precision, threshold=args.threshold, margin=args.margin)
+                             target_precision=args.target_precision, threshold=args.threshold, margin=args.margin,
+                             intent_model=str(Path(args.intent_model).resolve()) if args.intent_model else None)
     calibration = read_queries(args.calibration) if args.calibration else None
     assistant = Assistant.build(entries, config, calibration)
     assistant.save(args.output)
