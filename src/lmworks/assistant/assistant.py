@@ -332,7 +332,11 @@ class Assistant:
                 key = (float((top == exp)[answerable].mean()), float(top3[answerable].mean()), -w, -a)
                 if best is None or key > best[0]:
                     best = (key, a, w)
-        a, w = (best[1], best[2]) if best is not None else (answer_grid[0], lexical_grid[0])
+        if best is None:  # no answerable calibration query: keep the documented defaults
+            a = self.config.answer_weight if self.config.answer_weight is not None else 0.5
+            w = self.config.lexical_weight if self.config.lexical_weight is not None else 0.0
+        else:
+            a, w = best[1], best[2]
         self._set_answer_weight(a)
         self.lexical_weight = w
         return a, w
@@ -344,6 +348,8 @@ class Assistant:
         self._query_vectors = None
         answerable = exp >= 0
         target = self.config.target_precision
+        if not queries and (~answerable).any() and self.config.threshold is None:
+            return self._calibrate_leave_one_out(s1, answerable, target)
         thresholds = np.unique(np.concatenate([[-1.0], np.round(s1, 4)]))
         margins = (self.config.margin,) if self.config.margin is not None else MARGINS
         if self.config.threshold is not None:
@@ -375,6 +381,29 @@ class Assistant:
             "target_precision": target, "threshold": round(self.threshold, 4), "margin": self.margin,
             "lexical_weight": self.lexical_weight, "answer_weight": self.answer_weight,
             "precision": round(precision, 4), "answered_fraction": round(coverage, 4),
+        }
+        return self.calibration
+
+    def _calibrate_leave_one_out(self, s1: np.ndarray, answerable: np.ndarray, target: float) -> dict[str, Any]:
+        """Threshold from knowledge-base questions that play "out of scope".
+
+        A question whose answer no other question shares, asked against the rest of the
+        base, can only be matched to a wrong answer: its best score is what an in-domain
+        out-of-scope question scores. The threshold is the ``target`` quantile of those
+        scores, so about ``1 - target`` of such questions would be answered. Questions
+        that share an answer are not used as positives: a shared answer ("Good.") does
+        not make two questions paraphrases.
+        """
+        negatives = s1[~answerable]
+        self.threshold = float(np.quantile(negatives, target))
+        self.margin = self.config.margin if self.config.margin is not None else 0.0
+        self.calibration = {
+            "source": "leave-one-out over the knowledge base (no held-out queries given)",
+            "rule": "threshold = target_precision quantile of the best wrong-answer score of questions "
+                    "whose answer no other question shares",
+            "n": int(len(s1)), "out_of_scope_like": int(len(negatives)), "target_precision": target,
+            "threshold": round(self.threshold, 4), "margin": self.margin,
+            "lexical_weight": self.lexical_weight, "answer_weight": self.answer_weight,
         }
         return self.calibration
 
