@@ -147,3 +147,21 @@ def test_layer_wise_lr_decay_groups(tiny_encoder):
     # 2 layers: embeddings 0.25x, layer0 0.5x, layer1 and pooler 1x, head 10x.
     assert lrs == [2.5e-05, 5e-05, 1e-04, 1e-03]
     assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
+
+
+def test_ctrl_c_during_a_checkpoint_write_waits_for_the_write():
+    """SIGINT inside the protected block is held until the block ends, then raised."""
+    import os
+    import signal
+
+    import pytest
+
+    from lmworks._io import deferred_interrupt
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append("write completed")
+    assert finished == ["write completed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

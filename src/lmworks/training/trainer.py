@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_file
+from .._io import atomic_file, deferred_interrupt
 from ..errors import ConfigError
 from .batching import length_grouped_batches, pad_batch
 from .config import TrainConfig
@@ -205,7 +205,7 @@ class Trainer:
                 "python": random.getstate(),
             },
         }
-        with atomic_file(self.checkpoint_dir / STATE_FILE, "wb") as fh:
+        with deferred_interrupt(), atomic_file(self.checkpoint_dir / STATE_FILE, "wb") as fh:
             torch.save(payload, fh)
 
     def _load_checkpoint(self, optimizer, scheduler) -> TrainerState:
