@@ -120,12 +120,13 @@ def export_onnx(
             "source_files_sha256": meta.get("files", {}).get("model.safetensors"),
             "inputs": ["input_ids", "attention_mask"], "outputs": ["logits"],
         }
+        new_meta["export_check"] = report
         write_meta(tmp, new_meta)
         if eval_data is not None:
+            # the comparison needs the exported directory loadable, then joins the report
             report.update(_compare(source, TextClassifier.load(tmp), eval_data, options.max_accuracy_drop))
-        new_meta["export_check"] = report
-        (tmp / META_FILE).unlink()
-        write_meta(tmp, new_meta)
+            (tmp / META_FILE).unlink()
+            write_meta(tmp, new_meta)
     return report
 
 

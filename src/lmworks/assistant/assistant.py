@@ -120,7 +120,6 @@ class Assistant:
         self.tuning: dict[str, Any] | None = None
         self.lexical_weight = config.lexical_weight if config.lexical_weight is not None else 0.0
         self._fit_lexical()
-        self._query_vectors: np.ndarray | None = None  # calibration queries, encoded once
 
     def _set_answer_weight(self, weight: float, index: ExactIndex | None = None) -> None:
         """Dense scores are linear in the entry vectors, so the mix is one combined matrix."""
@@ -276,13 +275,14 @@ class Assistant:
             raise DataError(f"{where}expected_question {question!r} is not in the knowledge base")
         return int(self.answer_ids[entry])
 
-    def _outcomes(self, queries: Sequence[tuple[str, str | None]] | None,
+    def _outcomes(self, queries: Sequence[tuple[str, str | None]] | None, vectors: np.ndarray | None = None,
                   with_top3: bool = False) -> tuple[np.ndarray, ...]:
-        """Top-1 answer, scores of the first two answers and expected answer per query."""
+        """Top-1 answer, scores of the first two answers and expected answer per query.
+
+        ``vectors`` are the queries' embeddings, when the caller has them already.
+        """
         if queries:
-            if self._query_vectors is None or len(self._query_vectors) != len(queries):
-                self._query_vectors = self.encoder.encode([q for q, _ in queries], what="queries")
-            ranked = self.rank([q for q, _ in queries], vectors=self._query_vectors)
+            ranked = self.rank([q for q, _ in queries], vectors=vectors)
             expected = [self.expected_answer(e, f"query {i + 1}: ") for i, (_, e) in enumerate(queries)]
         else:
             ranked, expected = self._leave_one_out()
@@ -312,7 +312,8 @@ class Assistant:
         expected = [int(self.answer_ids[r]) if counts[self.answer_ids[r]] > 1 else None for r in rows.tolist()]
         return ranked_all, expected
 
-    def choose_weights(self, queries: Sequence[tuple[str, str | None]] | None) -> tuple[float, float]:
+    def choose_weights(self, queries: Sequence[tuple[str, str | None]] | None,
+                       vectors: np.ndarray | None = None) -> tuple[float, float]:
         """Answer and lexical weights with the best top-1 (then top-3) on the calibration queries.
 
         Ties go to the simpler model (smaller weights). Fixed weights in the config are kept.
@@ -325,7 +326,7 @@ class Assistant:
             self._set_answer_weight(a)
             for w in lexical_grid:
                 self.lexical_weight = w
-                top, _, _, exp, top3 = self._outcomes(queries, with_top3=True)
+                top, _, _, exp, top3 = self._outcomes(queries, vectors, with_top3=True)
                 answerable = exp >= 0
                 if not answerable.any():
                     break
@@ -343,9 +344,10 @@ class Assistant:
 
     def calibrate(self, queries: Sequence[tuple[str, str | None]] | None = None) -> dict[str, Any]:
         """Choose lexical weight, threshold and margin for ``config.target_precision``; store the report."""
-        self.choose_weights(queries)
-        top, s1, s2, exp = self._outcomes(queries)
-        self._query_vectors = None
+        # the weights and the rule are chosen on many rankings of the same queries: embed them once
+        vectors = self.encoder.encode([q for q, _ in queries], what="queries") if queries else None
+        self.choose_weights(queries, vectors)
+        top, s1, s2, exp = self._outcomes(queries, vectors)
         answerable = exp >= 0
         target = self.config.target_precision
         if not queries and (~answerable).any() and self.config.threshold is None:

@@ -44,11 +44,11 @@ class OnnxBackend(Backend):
         self.tokenizer: Any = None
         self.max_length = 128
         self.multi_label = False
-        self.num_threads: int | None = None
         self.file = ONNX_FILE
         self.n_labels = 0
         self.max_tokens = MAX_TOKENS[None]
         self.pool: Any = None
+        self.workers = 1
 
     def fit(  # noqa: D102 - an exported model is frozen
         self,
@@ -79,8 +79,7 @@ class OnnxBackend(Backend):
             return out
         lengths = [len(x) for x in input_ids]
         batches = list(sorted_batches(lengths, max_tokens or self.max_tokens))
-        workers = self.pool._max_workers if self.pool is not None else 1
-        while len(batches) < workers and max(len(b) for b in batches) > 1:
+        while len(batches) < self.workers and max(len(b) for b in batches) > 1:
             # a small request still uses every core: halve the largest batch
             largest = max(range(len(batches)), key=lambda i: len(batches[i]))
             batch = batches.pop(largest)
@@ -114,10 +113,8 @@ class OnnxBackend(Backend):
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> OnnxBackend:
         """Open an ONNX Runtime session over the exported graph."""
-        from transformers import AutoTokenizer
-
         from ..training.trainer import usable_cpus
-        from .transformer import _quiet_transformers
+        from .transformer import _quiet_transformers, load_tokenizer
 
         ort = require_onnxruntime()
         backend = cls()
@@ -137,6 +134,7 @@ class OnnxBackend(Backend):
             from concurrent.futures import ThreadPoolExecutor
 
             backend.pool = ThreadPoolExecutor(threads, thread_name_prefix="lmworks-onnx")
+            backend.workers = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             backend.session = ort.InferenceSession(
@@ -146,8 +144,5 @@ class OnnxBackend(Backend):
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise ModelDirError(f"{directory / backend.file}: cannot load ONNX graph ({first})") from None
         with _quiet_transformers():
-            try:
-                backend.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-            except (OSError, ValueError, TypeError) as err:
-                raise ModelDirError(f"{directory}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
+            backend.tokenizer = load_tokenizer(directory)
         return backend

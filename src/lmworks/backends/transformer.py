@@ -152,8 +152,6 @@ class TransformerBackend(Backend):
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> TransformerBackend:
         """Rebuild the network and tokenizer from a model directory."""
-        from transformers import AutoTokenizer
-
         from ..heads import Pooling, load_network
 
         backend = cls(meta.get("base_model", "minilm"))
@@ -163,12 +161,19 @@ class TransformerBackend(Backend):
         backend.encoder_path = meta.get("base_model_path")
         backend.num_threads = meta.get("num_threads")
         with _quiet_transformers():
-            try:
-                backend.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-            except (OSError, ValueError, TypeError) as err:
-                raise ModelDirError(f"{directory}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
+            backend.tokenizer = load_tokenizer(directory)
             backend.network = load_network(directory, pooling=Pooling(backend.pooling))
         return backend
+
+
+def load_tokenizer(directory: Path):
+    """The tokenizer saved in a model directory, or a one-line :class:`ModelDirError`."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise ModelDirError(f"{directory}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
 
 
 class _quiet_transformers:

@@ -67,9 +67,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_big = error_response(413, "body_too_large", f"request body exceeds {self.max_bytes} bytes")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await too_big(scope, receive, send)
+            await self._too_big(scope, receive, send)
             return
         seen = 0
         started = False
@@ -96,7 +95,11 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await too_big(scope, receive, send)
+                await self._too_big(scope, receive, send)
+
+    async def _too_big(self, scope, receive, send) -> None:
+        await error_response(413, "body_too_large", f"request body exceeds {self.max_bytes} bytes")(
+            scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
