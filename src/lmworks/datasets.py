@@ -63,6 +63,16 @@ def load_chinese_reviews() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def movielens_100k_files() -> tuple[Path, Path]:
+    """MovieLens-100K as RecBole ships it: (``ml-100k.inter``, ``ml-100k.item``).
+
+    The recommender reads these atomic files directly; ``lmworks datasets export
+    movielens_100k`` writes them as ordinary ``interactions.csv`` / ``items.csv``.
+    """
+    folder = _require("recbole", "recbole==1.2.1") / "dataset_example" / "ml-100k"
+    return folder / "ml-100k.inter", folder / "ml-100k.item"
+
+
 def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
     """Drop duplicate texts, and texts that occur with two different labels."""
     frame = frame.dropna(subset=["text"])
@@ -106,6 +116,26 @@ def split_frame(
     dev_share = split[1] / (split[1] + split[2])
     dev, test = train_test_split(rest, train_size=dev_share, stratify=rest["label"], random_state=seed)
     return {"train": train, "dev": dev, "test": test}
+
+
+RECOMMENDATION_EXAMPLES = {"movielens_100k": "MovieLens-100K ratings and movie titles/genres (recbole)"}
+
+
+def export_recommendation(name: str, output: str | Path) -> dict[str, Path]:
+    """Write ``interactions.csv`` and ``items.csv`` of a recommendation example."""
+    if name not in RECOMMENDATION_EXAMPLES:
+        raise ConfigError(f"unknown dataset {name!r}")
+    from .recommend.data import read_atomic
+
+    inter, items = movielens_100k_files()
+    paths = {}
+    for part, source in (("interactions", inter), ("items", items)):
+        frame = read_atomic(source)
+        path = Path(output) / f"{part}.csv"
+        with atomic_file(path) as fh:
+            frame.to_csv(fh, index=False)
+        paths[part] = path
+    return paths
 
 
 def export(

@@ -45,6 +45,45 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def file_checksums(directory: Path, *, skip: str = META_FILE) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` (relative POSIX paths), except ``skip``."""
+    return {
+        p.relative_to(directory).as_posix(): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != skip
+    }
+
+
+def verify_checksums(directory: Path, files: dict[str, str]) -> None:
+    """Raise :class:`ModelDirError` naming the first missing or modified file."""
+    for name, expected in files.items():
+        file = directory / name
+        if not file.is_file():
+            raise ModelDirError(f"{directory}: {name} is missing")
+        if sha256_file(file) != expected:
+            raise ModelDirError(f"{file}: checksum mismatch, the file is corrupt or was modified")
+
+
+def read_manifest(directory: str | Path, meta_file: str, fmt: str, what: str) -> dict[str, Any]:
+    """Read an application directory's JSON manifest (``format == fmt``) and verify its files.
+
+    The assistant index and the recommender directory use this; the classifier's
+    ``lmworks.json`` has more to check and goes through :func:`read_meta`.
+    """
+    directory = Path(directory)
+    path = directory / meta_file
+    if not path.is_file():
+        raise ModelDirError(f"{directory}: not {what} ({meta_file} is missing)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelDirError(f"{path}: corrupt ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ModelDirError(f"{path}: not {what}")
+    verify_checksums(directory, meta.get("files", {}))
+    return meta
+
+
 def check_output_dir(directory: str | Path, *, meta_file: str = META_FILE) -> None:
     """Refuse to replace anything but an earlier model directory (or an empty folder).
 
@@ -66,11 +105,7 @@ def check_output_dir(directory: str | Path, *, meta_file: str = META_FILE) -> No
 
 def write_meta(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Record checksums of every file in ``directory`` and write ``lmworks.json`` last."""
-    files = {
-        p.relative_to(directory).as_posix(): sha256_file(p)
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != META_FILE
-    }
+    files = file_checksums(directory)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -109,12 +144,7 @@ def read_meta(directory: str | Path, *, verify: bool = True) -> dict[str, Any]:
     if verify:
         if meta.get("backend") in ("transformer", "onnx"):
             _check_config_labels(directory / "config.json", labels)
-        for name, expected in meta.get("files", {}).items():
-            file = directory / name
-            if not file.is_file():
-                raise ModelDirError(f"{directory}: {name} is missing")
-            if sha256_file(file) != expected:
-                raise ModelDirError(f"{file}: checksum mismatch, the file is corrupt or was modified")
+        verify_checksums(directory, meta.get("files", {}))
     return meta
 
 

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_dir
-from ..errors import ConfigError, DataError, ModelDirError
-from ..model_dir import check_output_dir, package_versions, sha256_file
+from ..errors import ConfigError, DataError
+from ..model_dir import check_output_dir, file_checksums, package_versions, read_manifest
 from .embed import SentenceEncoder
 from .index import VECTORS_FILE, ExactIndex, make_index
 from .kb import FaqEntry, normalise_question
@@ -458,7 +458,7 @@ class Assistant:
             if self.tuning is not None:
                 self.encoder.save(tmp / ENCODER_DIR)
                 encoder = ENCODER_DIR
-            files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            files = file_checksums(tmp)
             meta = {
                 "format": FORMAT, "config": asdict(self.config), "encoder": encoder,
                 "threshold": self.threshold, "margin": self.margin, "lexical_weight": self.lexical_weight,
@@ -473,21 +473,7 @@ class Assistant:
     def load(cls, directory: str | Path) -> Assistant:
         """Load and verify an index directory."""
         directory = Path(directory)
-        path = directory / META_FILE
-        if not path.is_file():
-            raise ModelDirError(f"{directory}: not an assistant index ({META_FILE} is missing)")
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelDirError(f"{path}: corrupt ({err})") from None
-        if meta.get("format") != FORMAT:
-            raise ModelDirError(f"{path}: not an assistant index")
-        for name, digest in meta.get("files", {}).items():
-            file = directory / name
-            if not file.is_file():
-                raise ModelDirError(f"{directory}: {name} is missing")
-            if sha256_file(file) != digest:
-                raise ModelDirError(f"{file}: checksum mismatch, the file is corrupt or was modified")
+        meta = read_manifest(directory, META_FILE, FORMAT, "an assistant index")
         known = {f.name for f in fields(AssistantConfig)}
         config = AssistantConfig(**{k: v for k, v in meta["config"].items() if k in known})
         with open(directory / ENTRIES_FILE, encoding="utf-8") as fh:

@@ -196,20 +196,16 @@ def format_assistant_report(m: dict) -> str:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve over HTTP."""
-    import signal
     from pathlib import Path
-
-    import uvicorn
 
     from ..assistant import Assistant
     from ..assistant.service import create_assistant_app
-    from ..serve.common import api_key_from_env
+    from ..serve.common import api_key_from_env, run_app
 
     key = api_key_from_env(args.api_key_env)
     assistant = Assistant.load(args.index_dir)
     log_db = args.log_db or str(Path(args.index_dir).resolve().parent / "assistant_log.sqlite")
     app = create_assistant_app(assistant, log_db=log_db, api_key=key, max_chars=args.max_chars)
     LOGGER.info("assistant on http://%s:%d (chat page: /, log: %s)", args.host, args.port, log_db)
-    signal.signal(signal.SIGTERM, lambda *_: None)  # graceful stop exits 0, as in `lmworks serve`
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=30)
+    run_app(app, host=args.host, port=args.port)
     return 0

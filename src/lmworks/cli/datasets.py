@@ -24,18 +24,24 @@ def register(sub) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print dataset names."""
-    from ..datasets import EXAMPLES
+    from ..datasets import EXAMPLES, RECOMMENDATION_EXAMPLES
 
     for ds in EXAMPLES.values():
         print(f"{ds.name:<16} {ds.description}")
+    for name, description in RECOMMENDATION_EXAMPLES.items():
+        print(f"{name:<16} {description} -> interactions.csv, items.csv")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Export one dataset."""
-    from ..datasets import export
+    from ..datasets import RECOMMENDATION_EXAMPLES, export, export_recommendation
     from ..errors import ConfigError
 
+    if args.name in RECOMMENDATION_EXAMPLES:
+        for part, path in export_recommendation(args.name, args.output).items():
+            print(f"{part:<12} {path}")
+        return 0
     try:
         split = tuple(float(x) for x in args.split.split(","))
     except ValueError:

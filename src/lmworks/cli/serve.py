@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 
 from ._common import positive_int
 
@@ -48,9 +47,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model (fail fast, before binding), then run uvicorn."""
-    import uvicorn
-
-    from ..serve.common import api_key_from_env
+    from ..serve.common import api_key_from_env, run_app
     from ..training.trainer import usable_cpus
 
     api_key_from_env(args.api_key_env)  # refuse to start without the key it was asked to require
@@ -60,21 +57,18 @@ def run(args: argparse.Namespace) -> int:
         "config": {"max_texts": args.max_texts, "max_chars": args.max_chars, "max_body_bytes": args.max_body_bytes,
                    "max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens},
     }
-    # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal with the
-    # handler that was installed before it; a no-op one makes a graceful stop exit 0.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    common = {"host": args.host, "port": args.port, "log_level": "info", "timeout_graceful_shutdown": 30}
     if args.workers == 1:
         app = app_from_settings(settings)
         LOGGER.info("serving %s on http://%s:%d (docs: /docs, schema: /openapi.json)",
                     args.model_dir, args.host, args.port)
-        uvicorn.run(app, **common)
+        run_app(app, host=args.host, port=args.port)
     else:
         from ..model_dir import read_meta
 
         read_meta(args.model_dir)  # a broken directory fails here, not in N workers
         os.environ[ENV_SETTINGS] = json.dumps(settings)
-        uvicorn.run("lmworks.cli.serve:app_from_env", factory=True, workers=args.workers, **common)
+        run_app("lmworks.cli.serve:app_from_env", host=args.host, port=args.port, factory=True,
+                workers=args.workers)
     return 0
 
 

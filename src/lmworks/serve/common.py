@@ -200,3 +200,17 @@ def _authorised(scope, key: str) -> bool:
     if auth.lower().startswith("bearer "):
         given = auth[7:].strip()
     return bool(given) and hmac.compare_digest(given.encode(), key.encode())
+
+
+def run_app(app: Any, *, host: str, port: int, **uvicorn_options: Any) -> None:
+    """Run an app (or an import string with ``factory=True``) under uvicorn, stopping gracefully.
+
+    uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal with the
+    handler that was installed before it; a no-op one makes a graceful stop exit 0.
+    """
+    import signal
+
+    import uvicorn
+
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30, **uvicorn_options)

@@ -1,0 +1,314 @@
+"""Alert rules over per-topic window aggregates, and their delivery.
+
+A rule looks at one topic's windows in time order and says which windows alert.
+Two rules ship:
+
+* :class:`ThresholdRule`: negative share >= ``share`` with at least ``min_volume``
+  items. Simple, and right for a topic that should never be mostly negative.
+* :class:`SurgeRule`: the window is far above the topic's *own* recent baseline.
+  For ``metric="share"`` the test is a z-score whose variance adds the binomial
+  noise of the window's volume to the baseline's extra window-to-window spread
+  (news cycles), so a quiet window with 3 of 5 items negative does not alert and
+  a topic that is always negative never does; ``metric="volume"`` does the same
+  for the count of negative items with Poisson noise. Both also need a material
+  rise (``min_increase`` share points, or ``min_ratio`` times the baseline count)
+  and enough history (``min_baseline`` windows) before they speak.
+
+Alerts are stored de-duplicated per rule, topic and window; new ones go to the
+log and, optionally, a webhook on a background thread with retries, so a slow
+or failing receiver never blocks ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from .store import Store, WindowStat
+
+LOGGER = logging.getLogger("lmworks")
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_window(text: str | int) -> int:
+    """``"1h"``, ``"30m"``, ``"1d"``, ``"1w"`` or seconds -> seconds."""
+    if isinstance(text, int):
+        seconds = text
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(text).lower())
+        if not match:
+            raise ConfigError(f"window must look like 30m, 1h, 6h, 1d or 1w, got {text!r}")
+        seconds = int(match.group(1)) * UNITS[match.group(2) or "s"]
+    if seconds < 60:
+        raise ConfigError(f"window must be at least one minute, got {seconds} s")
+    return seconds
+
+
+def format_window(seconds: int) -> str:
+    """Seconds -> the shortest unit string (86400 -> ``"1d"``)."""
+    for unit in ("w", "d", "h", "m"):
+        if seconds % UNITS[unit] == 0:
+            return f"{seconds // UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+class AlertRule:
+    """Base class: ``check(series)`` returns the alerts for the windows of one topic."""
+
+    kind: ClassVar[str] = "rule"
+
+    def check(self, series: Sequence[WindowStat], window: int) -> list[dict[str, Any]]:
+        """Alerts (dicts ready for :meth:`Store.insert_alert`) for windows in ``series``."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """Stable identifier: the kind and its parameters (part of the de-duplication key)."""
+        params = ",".join(f"{k}={v}" for k, v in asdict(self).items())  # type: ignore[call-overload]
+        return f"{self.kind}({params})"
+
+    def to_json(self) -> dict[str, Any]:
+        """Kind and parameters."""
+        return {"kind": self.kind, **asdict(self)}  # type: ignore[call-overload]
+
+    @staticmethod
+    def _alert(rule: AlertRule, stat: WindowStat, window: int, value: float, baseline: float | None,
+               message: str) -> dict[str, Any]:
+        return {"rule": rule.name, "topic": stat.topic, "window_start": stat.start, "window_seconds": window,
+                "value": round(value, 4), "baseline": None if baseline is None else round(baseline, 4),
+                "volume": stat.volume, "message": message}
+
+
+@dataclass
+class ThresholdRule(AlertRule):
+    """Negative share >= ``share`` in a window with at least ``min_volume`` items."""
+
+    share: float = 0.7
+    min_volume: int = 20
+    kind: ClassVar[str] = "threshold"
+
+    def check(self, series: Sequence[WindowStat], window: int) -> list[dict[str, Any]]:  # noqa: D102
+        return [
+            self._alert(self, s, window, s.negative_share, None,
+                        f"{s.topic}: {s.negative_share:.0%} negative ({s.negatives}/{s.volume}) "
+                        f">= {self.share:.0%}")
+            for s in series if s.volume >= self.min_volume and s.negative_share >= self.share
+        ]
+
+
+@dataclass
+class SurgeRule(AlertRule):
+    """Negative share (or negative count) far above the topic's rolling baseline.
+
+    The baseline is the previous ``baseline_windows`` windows that had items
+    (at least ``min_baseline`` of them); windows with no items are skipped so a
+    quiet night does not drag it down.
+    """
+
+    metric: str = "share"
+    z: float = 3.0
+    min_increase: float = 0.15
+    min_ratio: float = 2.0
+    min_volume: int = 10
+    baseline_windows: int = 14
+    min_baseline: int = 3
+    kind: ClassVar[str] = "surge"
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("share", "volume"):
+            raise ConfigError(f"surge metric must be 'share' or 'volume', got {self.metric!r}")
+
+    def check(self, series: Sequence[WindowStat], window: int) -> list[dict[str, Any]]:  # noqa: D102
+        out = []
+        for i, stat in enumerate(series):
+            history = [s for s in series[max(0, i - self.baseline_windows):i] if s.volume > 0]
+            if len(history) < self.min_baseline or stat.volume < self.min_volume:
+                continue
+            if self.metric == "share":
+                alert = self._share(stat, history)
+            else:
+                alert = self._volume(stat, history)
+            if alert is not None:
+                out.append(self._alert(self, stat, window, *alert))
+        return out
+
+    def _share(self, stat: WindowStat, history: list[WindowStat]) -> tuple[float, float, str] | None:
+        total = sum(s.volume for s in history)
+        p0 = sum(s.negatives for s in history) / total
+        p0_clamped = min(max(p0, 0.02), 0.98)  # a perfectly calm history must not make any rise infinite
+        # Window-to-window variance beyond what the windows' own sampling noise explains (news cycles).
+        shares = [s.negative_share for s in history]
+        observed = _variance(shares)
+        sampling = sum(p0_clamped * (1 - p0_clamped) / s.volume for s in history) / len(history)
+        sd = math.sqrt(p0_clamped * (1 - p0_clamped) / stat.volume + max(0.0, observed - sampling))
+        share = stat.negative_share
+        z = (share - p0) / sd
+        if z >= self.z and share - p0 >= self.min_increase:
+            return share, p0, (f"{stat.topic}: negative share {share:.0%} ({stat.negatives}/{stat.volume}) vs "
+                               f"baseline {p0:.0%} (z = {z:.1f})")
+        return None
+
+    def _volume(self, stat: WindowStat, history: list[WindowStat]) -> tuple[float, float, str] | None:
+        counts = [float(s.negatives) for s in history]
+        mean = sum(counts) / len(counts)
+        excess = max(0.0, _variance(counts) - mean)  # beyond Poisson noise
+        sd = math.sqrt(max(mean, 1.0) + excess)
+        z = (stat.negatives - mean) / sd
+        if z >= self.z and stat.negatives >= self.min_ratio * max(mean, 1.0):
+            return float(stat.negatives), mean, (f"{stat.topic}: {stat.negatives} negative items vs baseline "
+                                                 f"{mean:.1f} per window (z = {z:.1f})")
+        return None
+
+
+def _variance(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return sum((x - mean) ** 2 for x in values) / (len(values) - 1)
+
+
+RULES: dict[str, type[AlertRule]] = {"threshold": ThresholdRule, "surge": SurgeRule}
+#: The share rule is robust to the stream's own volume swings (a day with twice the news
+#: doubles every count); the volume rule is there for streams of steady volume.
+DEFAULT_RULES = ("surge",)
+
+
+def parse_rule(text: str) -> AlertRule:
+    """``"surge"``, ``"surge:z=4,min_volume=20"``, ``"threshold:share=0.8"`` -> a rule object."""
+    kind, _, rest = text.partition(":")
+    if kind not in RULES:
+        raise ConfigError(f"unknown alert rule {kind!r}: choose {', '.join(RULES)}")
+    params: dict[str, Any] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise ConfigError(f"rule parameter {part!r} must look like name=value")
+        params[key.strip()] = _number(value.strip())
+    try:
+        return RULES[kind](**params)
+    except TypeError as err:
+        raise ConfigError(f"rule {text!r}: {err}") from None
+
+
+def rule_from_json(data: dict[str, Any]) -> AlertRule:
+    """Inverse of :meth:`AlertRule.to_json`."""
+    data = dict(data)
+    return RULES[data.pop("kind")](**data)
+
+
+def _number(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            continue
+    return value
+
+
+def evaluate_rules(store: Store, rules: Sequence[AlertRule], window: int, *, since: int | None = None,
+                   topics: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Run every rule on every topic's windows; store and return the alerts that are new."""
+    baseline = max((getattr(r, "baseline_windows", 0) for r in rules), default=0)
+    start = None if since is None else (since // window - baseline) * window
+    series: dict[str, list[WindowStat]] = {}
+    for stat in store.window_stats(window, since=start, topics=topics):
+        series.setdefault(stat.topic, []).append(stat)
+    new = []
+    for topic_series in series.values():
+        filled = _fill_gaps(topic_series, window)
+        for rule in rules:
+            for alert in rule.check(filled, window):
+                if since is not None and alert["window_start"] + window <= since:
+                    continue  # an older window: judged when its own items arrived
+                alert_id = store.insert_alert(alert)
+                if alert_id is not None:
+                    new.append({**alert, "id": alert_id})
+    return new
+
+
+def _fill_gaps(series: list[WindowStat], window: int) -> list[WindowStat]:
+    """Insert empty windows so "the previous N windows" means time, not rows."""
+    out: list[WindowStat] = []
+    for stat in series:
+        while out and out[-1].start + window < stat.start:
+            out.append(WindowStat(stat.topic, out[-1].start + window, 0, 0, 0.0))
+        out.append(stat)
+    return out
+
+
+@dataclass
+class WebhookNotifier:
+    """POST each alert as JSON to ``url`` from a background thread, retrying with backoff.
+
+    ``notify`` only enqueues, so ingest never waits on the receiver; when the queue
+    is full the alert stays stored (``delivered = false``) and a warning is logged.
+    """
+
+    url: str
+    store: Store | None = None
+    attempts: int = 5
+    backoff: float = 0.5
+    timeout: float = 5.0
+    queue_size: int = 1000
+
+    def __post_init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue(self.queue_size)
+        self._thread = threading.Thread(target=self._run, name="lmworks-webhook", daemon=True)
+        self._thread.start()
+        self.delivered = 0
+        self.failed = 0
+
+    def notify(self, alert: dict[str, Any]) -> None:
+        """Queue an alert for delivery (never blocks)."""
+        try:
+            self._queue.put_nowait(alert)
+        except queue.Full:
+            LOGGER.warning("webhook queue full: alert %s stays undelivered", alert.get("id"))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (up to ``timeout`` seconds), then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            alert = self._queue.get()
+            if alert is None:
+                return
+            if self._post(alert):
+                self.delivered += 1
+                if self.store is not None and alert.get("id") is not None:
+                    self.store.mark_delivered(int(alert["id"]))
+            else:
+                self.failed += 1
+
+    def _post(self, alert: dict[str, Any]) -> bool:
+        body = json.dumps(alert).encode()
+        for attempt in range(self.attempts):
+            request = urllib.request.Request(self.url, data=body, headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    if 200 <= response.status < 300:
+                        return True
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                reason = str(err)
+            else:
+                reason = f"HTTP {response.status}"
+            wait = self.backoff * 2 ** attempt
+            LOGGER.warning("webhook %s: attempt %d/%d failed (%s)%s", self.url, attempt + 1, self.attempts,
+                           reason, f"; retrying in {wait:.1f} s" if attempt + 1 < self.attempts else "; giving up")
+            if attempt + 1 < self.attempts:
+                time.sleep(wait)
+        return False
