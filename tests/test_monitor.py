@@ -137,6 +137,17 @@ def test_surge_rule_alerts_on_a_jump_not_on_a_topic_that_is_always_negative():
     assert rule.check(series([0.2, 0.9]), DAY) == []
 
 
+def test_volume_surge_rule_discounts_a_busy_news_day():
+    rule = SurgeRule(metric="volume")
+    history = [WindowStat("t", i * DAY, 20, 5 + i % 2, 0.0) for i in range(8)]
+    totals = {i * DAY: 60 for i in range(8)}
+    busy = WindowStat("t", 8 * DAY, 40, 12, 0.0)  # twice the news everywhere: twice the negatives
+    assert rule.check([*history, busy], DAY, {**totals, 8 * DAY: 120}) == []
+    surge = WindowStat("t", 8 * DAY, 45, 30, 0.0)  # a pile-up in this topic only
+    alerts = rule.check([*history, surge], DAY, {**totals, 8 * DAY: 85})
+    assert [a["window_start"] for a in alerts] == [8 * DAY]
+
+
 def test_threshold_rule():
     alerts = ThresholdRule(share=0.7, min_volume=10).check(series([0.5, 0.8, 0.8], volume=10), DAY)
     assert [a["window_start"] for a in alerts] == [DAY, 2 * DAY]

@@ -10,7 +10,8 @@ Two rules ship:
   noise of the window's volume to the baseline's extra window-to-window spread
   (news cycles), so a quiet window with 3 of 5 items negative does not alert and
   a topic that is always negative never does; ``metric="volume"`` does the same
-  for the count of negative items with Poisson noise. Both also need a material
+  for the count of negative items with Poisson noise, relative to the other
+  topics' volume in the window (so a busy news day is not a surge everywhere). Both also need a material
   rise (``min_increase`` share points, or ``min_ratio`` times the baseline count)
   and enough history (``min_baseline`` windows) before they speak.
 
@@ -69,8 +70,13 @@ class AlertRule:
 
     kind: ClassVar[str] = "rule"
 
-    def check(self, series: Sequence[WindowStat], window: int) -> list[dict[str, Any]]:
-        """Alerts (dicts ready for :meth:`Store.insert_alert`) for windows in ``series``."""
+    def check(self, series: Sequence[WindowStat], window: int,
+              totals: dict[int, int] | None = None) -> list[dict[str, Any]]:
+        """Alerts (dicts ready for :meth:`Store.insert_alert`) for windows in ``series``.
+
+        ``totals`` maps a window start to the item count of *all* topics in that window
+        (the stream's news flow), for rules that need it.
+        """
         raise NotImplementedError
 
     @property
@@ -99,7 +105,8 @@ class ThresholdRule(AlertRule):
     min_volume: int = 20
     kind: ClassVar[str] = "threshold"
 
-    def check(self, series: Sequence[WindowStat], window: int) -> list[dict[str, Any]]:  # noqa: D102
+    def check(self, series: Sequence[WindowStat], window: int,  # noqa: D102
+              totals: dict[int, int] | None = None) -> list[dict[str, Any]]:
         return [
             self._alert(self, s, window, s.negative_share, None,
                         f"{s.topic}: {s.negative_share:.0%} negative ({s.negatives}/{s.volume}) "
@@ -130,7 +137,8 @@ class SurgeRule(AlertRule):
         if self.metric not in ("share", "volume"):
             raise ConfigError(f"surge metric must be 'share' or 'volume', got {self.metric!r}")
 
-    def check(self, series: Sequence[WindowStat], window: int) -> list[dict[str, Any]]:  # noqa: D102
+    def check(self, series: Sequence[WindowStat], window: int,  # noqa: D102
+              totals: dict[int, int] | None = None) -> list[dict[str, Any]]:
         out = []
         for i, stat in enumerate(series):
             history = [s for s in series[max(0, i - self.baseline_windows):i] if s.volume > 0]
@@ -139,7 +147,7 @@ class SurgeRule(AlertRule):
             if self.metric == "share":
                 alert = self._share(stat, history)
             else:
-                alert = self._volume(stat, history)
+                alert = self._volume(stat, history, totals or {})
             if alert is not None:
                 out.append(self._alert(self, stat, window, *alert))
         return out
@@ -160,16 +168,33 @@ class SurgeRule(AlertRule):
                                f"baseline {p0:.0%} (z = {z:.1f})")
         return None
 
-    def _volume(self, stat: WindowStat, history: list[WindowStat]) -> tuple[float, float, str] | None:
-        counts = [float(s.negatives) for s in history]
-        mean = sum(counts) / len(counts)
-        excess = max(0.0, _variance(counts) - mean)  # beyond Poisson noise
-        sd = math.sqrt(max(mean, 1.0) + excess)
-        z = (stat.negatives - mean) / sd
-        if z >= self.z and stat.negatives >= self.min_ratio * max(mean, 1.0):
-            return float(stat.negatives), mean, (f"{stat.topic}: {stat.negatives} negative items vs baseline "
-                                                 f"{mean:.1f} per window (z = {z:.1f})")
+    def _volume(self, stat: WindowStat, history: list[WindowStat], totals: dict[int, int]
+                ) -> tuple[float, float, str] | None:
+        """Negatives far above the usual count *and* above what the day's news flow explains.
+
+        The second test uses the other topics' items in the window as exposure, so a day
+        with twice the news is not a surge in every topic; the first keeps a quiet day in
+        the other topics (small exposure) from making an ordinary count look like one.
+        """
+        plain = _poisson_z(stat.negatives, [float(s.negatives) for s in history], [1.0] * len(history), 1.0)
+        others = [float(totals.get(s.start, s.volume) - s.volume) for s in history]
+        now = float(totals.get(stat.start, stat.volume) - stat.volume)
+        flow = _poisson_z(stat.negatives, [float(s.negatives) for s in history], others, now) if (
+            now > 0 and all(o > 0 for o in others)) else plain
+        z, expected = min(plain[0], flow[0]), plain[1]
+        if z >= self.z and stat.negatives >= self.min_ratio * max(expected, 1.0):
+            return float(stat.negatives), expected, (f"{stat.topic}: {stat.negatives} negative items vs a usual "
+                                                     f"{expected:.1f} per window (z = {z:.1f})")
         return None
+
+
+def _poisson_z(count: float, counts: list[float], exposures: list[float], exposure: float) -> tuple[float, float]:
+    """z-score of ``count`` against a Poisson rate per unit of exposure, with extra-Poisson spread."""
+    rate = sum(counts) / sum(exposures)
+    expected = rate * exposure
+    residuals = [c - rate * e for c, e in zip(counts, exposures)]
+    excess = max(0.0, _variance(residuals) - sum(rate * e for e in exposures) / len(exposures))
+    return (count - expected) / math.sqrt(max(expected, 1.0) + excess), expected
 
 
 def _variance(values: list[float]) -> float:
@@ -180,9 +205,9 @@ def _variance(values: list[float]) -> float:
 
 
 RULES: dict[str, type[AlertRule]] = {"threshold": ThresholdRule, "surge": SurgeRule}
-#: The share rule is robust to the stream's own volume swings (a day with twice the news
-#: doubles every count); the volume rule is there for streams of steady volume.
-DEFAULT_RULES = ("surge",)
+#: Share catches a topic turning negative; volume catches a pile-up of negative items on a
+#: topic that is often negative already (its share has little room to rise).
+DEFAULT_RULES = ("surge", "surge:metric=volume")
 
 
 def parse_rule(text: str) -> AlertRule:
@@ -223,13 +248,16 @@ def evaluate_rules(store: Store, rules: Sequence[AlertRule], window: int, *, sin
     baseline = max((getattr(r, "baseline_windows", 0) for r in rules), default=0)
     start = None if since is None else (since // window - baseline) * window
     series: dict[str, list[WindowStat]] = {}
-    for stat in store.window_stats(window, since=start, topics=topics):
-        series.setdefault(stat.topic, []).append(stat)
+    totals: dict[int, int] = {}
+    for stat in store.window_stats(window, since=start):
+        totals[stat.start] = totals.get(stat.start, 0) + stat.volume
+        if topics is None or stat.topic in topics:
+            series.setdefault(stat.topic, []).append(stat)
     new = []
     for topic_series in series.values():
         filled = _fill_gaps(topic_series, window)
         for rule in rules:
-            for alert in rule.check(filled, window):
+            for alert in rule.check(filled, window, totals):
                 if since is not None and alert["window_start"] + window <= since:
                     continue  # an older window: judged when its own items arrived
                 alert_id = store.insert_alert(alert)
