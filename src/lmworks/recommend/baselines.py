@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,6 @@ class Popularity:
 
 def require_implicit():
     """Import ``implicit`` or say how to install it."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) otherwise
     try:
         import implicit  # noqa: F401
         from implicit.als import AlternatingLeastSquares
@@ -68,7 +66,10 @@ class ImplicitALS:
         model = als_class(factors=self.params["factors"], regularization=self.params["regularization"],
                           alpha=self.params["alpha"], iterations=self.params["iterations"],
                           random_state=self.seed, num_threads=usable_cpus(), use_gpu=False)
-        model.fit(data.positive_matrix().astype(np.float32), show_progress=False)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):  # implicit parallelises itself; a BLAS pool on top slows it down
+            model.fit(data.positive_matrix().astype(np.float32), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors)
         self.item_factors_ = np.asarray(model.item_factors)
         return self
