@@ -62,8 +62,14 @@ def register(sub) -> None:
     _option(t, "--eval-every", "eval_every", int, "evaluate every N optimiser steps (0: each epoch)")
     _option(t, "--patience", "patience", int, "stop after N evaluations without a better dev macro-F1 "
             "(0: never)")
+    _option(t, "--dropout", "dropout", float, "dropout before the classification head")
     _option(t, "--seed", "seed", int, "random seed")
     _option(t, "--threads", "num_threads", int, "torch threads (default: the CPUs this process may use)")
+    a = p.add_argument_group("adversarial training")
+    _option(a, "--adversarial", "adversarial", str, "perturb the word embeddings along the loss gradient while "
+            "training (FGM: one step; PGD: --adv-steps projected steps)", choices=["none", "fgm", "pgd"])
+    _option(a, "--adv-epsilon", "adv_epsilon", float, "perturbation radius (L2, over the embedding gradient)")
+    _option(a, "--adv-steps", "adv_steps", positive_int, "PGD steps")
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where checkpoints and the metrics log go during training (default: OUTPUT.ckpt)")
@@ -81,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data import read_dataset
     from ..evaluation import format_report
     from ..model_dir import check_output_dir
+    from ..training.trainer import init_distributed
 
     check_output_dir(args.output)  # fail before training, not after
+    rank, world = init_distributed()  # under torchrun: one process per rank, each with its share of a batch
     read = dict(text_column=args.text_column, label_column=args.label_column,
                 multi_label=args.multi_label, label_separator=args.label_separator, encoding=args.encoding)
     train = read_dataset(args.data, **read)
@@ -104,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, progress=not args.quiet,
     )
     info = clf.train_info_
+    if rank != 0:
+        return 0  # rank 0 writes the model and the report
+    if world > 1:
+        LOGGER.info("trained on %d processes (global batch %d)", world, clf.config.batch_size)
     if info.get("interrupted") and info.get("best_step", 0) < 0:
         LOGGER.warning("interrupted before the first evaluation: no model written; "
                        "continue with the same command plus --resume")

@@ -83,6 +83,10 @@ class TrainConfig:
         Torch intra-op threads; ``None`` uses the CPUs this process may run on.
     log_every:
         Write a training-loss line to the metrics log every this many steps.
+    adversarial, adv_epsilon, adv_steps:
+        ``"fgm"`` or ``"pgd"`` perturbs the word embeddings along the loss gradient
+        (radius ``adv_epsilon``; PGD in ``adv_steps`` steps) and trains on the
+        perturbed loss too (:mod:`lmworks.training.adversarial`).
     """
 
     model: str = "minilm"
@@ -107,6 +111,9 @@ class TrainConfig:
     seed: int = 42
     num_threads: int | None = None
     log_every: int = 20
+    adversarial: str = "none"
+    adv_epsilon: float = 1.0
+    adv_steps: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,6 +149,12 @@ class TrainConfig:
             raise ConfigError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        from .adversarial import METHODS
+
+        if self.adversarial not in METHODS:
+            raise ConfigError(f"unknown adversarial method {self.adversarial!r}: choose {', '.join(METHODS)}")
+        if self.adversarial != "none" and (self.adv_epsilon <= 0 or self.adv_steps < 1):
+            raise ConfigError("adv_epsilon must be > 0 and adv_steps >= 1")
 
     def blend_with_tfidf(self) -> bool:
         """Resolve ``blend`` for this model and head."""

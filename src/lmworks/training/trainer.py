@@ -46,6 +46,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process; ``(0, 1)`` outside ``torchrun``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group when started by ``torchrun`` (gloo on CPU, nccl on GPUs)."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        import atexit
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(dist.destroy_process_group)
+    return distributed()
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
     import os
@@ -183,14 +206,14 @@ class Trainer:
     # -- logging -------------------------------------------------------------------------
     def _log(self, record: dict[str, Any], state: TrainerState) -> None:
         state.history.append(record)
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and distributed()[0] == 0:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             with open(self.checkpoint_dir / LOG_FILE, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
 
     # -- checkpoints ---------------------------------------------------------------------
     def _save_checkpoint(self, state: TrainerState, optimizer, scheduler) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or distributed()[0] != 0:
             return
         payload = {
             "config": self.config.to_dict(),
@@ -268,7 +291,7 @@ class Trainer:
                 (self.checkpoint_dir / LOG_FILE).unlink()
         eval_every = cfg.eval_every or steps_per_epoch
         bar = None
-        if self.progress:
+        if self.progress and distributed()[0] == 0:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total_steps, initial=state.step, unit="step", dynamic_ncols=True, leave=True)
@@ -277,6 +300,23 @@ class Trainer:
         in_step = False
         group_rng = torch.get_rng_state()
         group_samples = state.samples_seen
+        rank, world = distributed()
+        forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = net
+        if world > 1:
+            if cfg.adversarial != "none" or cfg.grad_accum_steps > 1:
+                raise ConfigError("multi-process training does not combine with --adversarial or --grad-accum yet")
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Every rank builds the same length-grouped global batches (same seed) and takes its
+            # share of each; DDP averages the gradients, so a step sees the whole global batch.
+            # The pooler of a mean-pooling encoder gets no gradient: hence find_unused_parameters.
+            forward = DistributedDataParallel(net, find_unused_parameters=True)
+        adversary = None
+        if cfg.adversarial != "none":
+            from .adversarial import EmbeddingAdversary
+
+            adversary = EmbeddingAdversary(net, net.input_embeddings(), method=cfg.adversarial,  # type: ignore[operator]
+                                           epsilon=cfg.adv_epsilon, steps=cfg.adv_steps)
         net.train()
         try:
             while state.step < total_steps:
@@ -292,9 +332,15 @@ class Trainer:
                         group_rng = torch.get_rng_state()
                         group_samples = state.samples_seen
                         in_step = True
+                    if world > 1:
+                        batch = batch[rank::world]
                     ids, mask = pad_batch([input_ids[i] for i in batch], pad_id)
-                    loss = self.loss_fn(net(ids, mask), targets[batch])
+                    loss = self.loss_fn(forward(ids, mask), targets[batch])
                     (loss / cfg.grad_accum_steps).backward()
+                    if adversary is not None:
+                        adversary.attack(
+                            lambda ids=ids, mask=mask, batch=batch:  # type: ignore[misc]
+                            self.loss_fn(net(ids, mask), targets[batch]) / cfg.grad_accum_steps)
                     pending += 1
                     state.samples_seen += len(batch)
                     value = float(loss.detach())
@@ -376,7 +422,8 @@ class Trainer:
         improved = score > state.best_score
         self._log({"event": "eval", "step": state.step, "epoch": state.epoch + 1, "score": score,
                    "improved": improved, "metrics": metrics}, state)
-        LOGGER.info("step %d: dev macro-F1 %.4f%s", state.step, score, " (best)" if improved else "")
+        if distributed()[0] == 0:
+            LOGGER.info("step %d: dev macro-F1 %.4f%s", state.step, score, " (best)" if improved else "")
         if improved:
             state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
             self.best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}

@@ -1,0 +1,76 @@
+"""Adversarial training (FGM/PGD on the embeddings) and the robustness evaluation."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lmworks import TextClassifier
+from lmworks.robustness import PERTURBATIONS, perturb
+from lmworks.training.adversarial import EmbeddingAdversary
+
+
+def test_perturbations_are_seeded_and_change_text():
+    texts = ["The acting was really wonderful, and the plot was quite charming."] * 3
+    for name in PERTURBATIONS:
+        once, again = perturb(texts, name, seed=1), perturb(texts, name, seed=1)
+        assert once == again
+        assert any(t != texts[0] for t in perturb(texts * 10, name, seed=2)), name
+    typo = PERTURBATIONS["typos"]("hello world", random.Random(0), rate=1.0)
+    assert typo != "hello world" and len(typo.split()) == 2
+
+
+@pytest.mark.parametrize("method", ["fgm", "pgd"])
+def test_attack_restores_embeddings_and_adds_gradient(method):
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(50, 8)
+    head = torch.nn.Linear(8, 2)
+    net = torch.nn.ModuleDict({"emb": emb, "head": head})
+    ids, y = torch.randint(0, 50, (4, 5)), torch.tensor([0, 1, 0, 1])
+
+    def loss():
+        return torch.nn.functional.cross_entropy(head(emb(ids).mean(1)), y)
+
+    loss().backward()
+    clean_grad = head.weight.grad.clone()
+    before = emb.weight.detach().clone()
+    adv_loss = EmbeddingAdversary(net, emb, method=method, epsilon=0.5, steps=3).attack(loss)
+    assert torch.equal(emb.weight.detach(), before)  # restored exactly
+    assert adv_loss > 0 and not torch.allclose(head.weight.grad, clean_grad)  # adversarial gradient added
+
+
+@pytest.mark.parametrize("method", ["fgm", "pgd"])
+def test_adversarial_fit_trains_and_records_the_setting(tiny_encoder, sentiment_data, tiny_fast_options, method):
+    (texts, labels), (dev_texts, dev_labels) = sentiment_data
+    clf = TextClassifier(str(tiny_encoder), **tiny_fast_options, adversarial=method, adv_epsilon=0.1,
+                         adv_steps=2, blend="none")
+    clf.fit(texts, labels, dev_texts, dev_labels, progress=False)
+    assert clf.evaluate(dev_texts, dev_labels)["accuracy"] > 0.9
+    assert clf.config.adversarial == method
+
+
+def test_robustness_cli(tmp_path, tiny_model_dir):
+    from conftest import make_sentiment
+
+    texts, labels = make_sentiment(60, seed=9)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "lmworks", "robustness", str(tiny_model_dir), str(data),
+                           "--json", str(out), "--attack-epsilon", "5"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert set(result["perturbed"]) == set(PERTURBATIONS)
+    assert 0 <= result["embedding_attack_accuracy"] <= result["clean_accuracy"]
+    assert "embedding attack" in proc.stdout
+
+
+def test_unknown_adversarial_method_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lmworks", "train", "x.csv", "--adversarial", "magic", "--output",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
