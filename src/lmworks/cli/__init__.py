@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from ..errors import LmworksError
 
-SUBCOMMANDS = ("train", "evaluate", "predict", "robustness", "export", "serve", "assistant", "recommend", "monitor",
-               "models", "datasets")
+SUBCOMMANDS = ("train", "evaluate", "predict", "robustness", "pretrain", "export", "serve", "assistant",
+               "recommend", "monitor", "models", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

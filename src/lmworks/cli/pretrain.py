@@ -1,0 +1,73 @@
+"""``lmworks pretrain``: domain-adaptive masked-LM pretraining on unlabelled text."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ._common import positive_int
+
+LOGGER = logging.getLogger("lmworks")
+
+
+def register(sub) -> None:
+    """Add the subcommand."""
+    from ..pretrain import PretrainConfig
+
+    d = PretrainConfig()
+    p = sub.add_parser(
+        "pretrain", help="continue masked-LM training of the encoder on your unlabelled text",
+        description="Continue the encoder's masked-language-model training on UNLABELLED_TEXT (a .txt file with "
+        "one text per line, or CSV/JSONL/Parquet with a text column) and write an encoder directory that "
+        "'lmworks train --model DIR' accepts.",
+    )
+    p.add_argument("data", metavar="UNLABELLED_TEXT")
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--model", default=d.model, help=f"encoder to start from (default: {d.model})")
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--max-length", type=positive_int, default=d.max_length)
+    p.add_argument("--mlm-probability", type=float, default=d.mlm_probability)
+    p.add_argument("--whole-word-masking", action="store_true", help="mask whole words, not single word pieces")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=positive_int)
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=run)
+
+
+def read_texts(path: str, column: str, encoding: str) -> list[str]:
+    """Lines of a .txt file, or a text column of a data file."""
+    from pathlib import Path
+
+    from ..data import read_dataset
+    from ..errors import DataError
+
+    if Path(path).suffix.lower() == ".txt":
+        try:
+            return [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines() if line.strip()]
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found") from None
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not valid {encoding} text (byte {err.start})") from None
+    return read_dataset(path, text_column=column, label_column=None, encoding=encoding).texts
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pretrain and write the encoder."""
+    from ..pretrain import PretrainConfig, pretrain
+
+    texts = read_texts(args.data, args.text_column, args.encoding)
+    config = PretrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                            max_length=args.max_length, mlm_probability=args.mlm_probability,
+                            whole_word_masking=args.whole_word_masking, seed=args.seed, num_threads=args.threads)
+    LOGGER.info("pretraining %s on %d texts from %s", args.model, len(texts), args.data)
+    info = pretrain(texts, args.output, config, progress=not args.quiet)
+    LOGGER.info("MLM loss %.3f -> %.3f over %d steps in %.0f s; encoder written to %s (use: lmworks train "
+                "--model %s)", info["first_loss"], info["last_loss"], info["steps"], info["seconds"], args.output,
+                args.output)
+    print(json.dumps({k: v for k, v in info.items() if k != "config"}))
+    return 0
