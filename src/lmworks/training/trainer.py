@@ -56,7 +56,7 @@ def distributed() -> tuple[int, int]:
 
 
 def init_distributed() -> tuple[int, int]:
-    """Join the process group when started by ``torchrun`` (gloo on CPU, nccl on GPUs)."""
+    """Join the process group when started by ``torchrun`` (gloo: lmworks trains on the CPU)."""
     import os
 
     import torch.distributed as dist
@@ -64,7 +64,7 @@ def init_distributed() -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         import atexit
 
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("gloo")
         atexit.register(dist.destroy_process_group)
     return distributed()
 
