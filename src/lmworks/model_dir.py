@@ -74,14 +74,25 @@ def read_manifest(directory: str | Path, meta_file: str, fmt: str, what: str) ->
     path = directory / meta_file
     if not path.is_file():
         raise ModelDirError(f"{directory}: not {what} ({meta_file} is missing)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelDirError(f"{path}: corrupt ({err})") from None
+    meta = _load_json(path)
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise ModelDirError(f"{path}: not {what}")
     verify_checksums(directory, meta.get("files", {}))
     return meta
+
+
+def write_manifest(directory: Path, meta_file: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """Write an application directory's manifest last: ``meta`` plus versions and file checksums."""
+    meta = {**meta, "versions": package_versions(), "files": file_checksums(directory, skip=meta_file)}
+    (directory / meta_file).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return meta
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelDirError(f"{path}: corrupt ({err})") from None
 
 
 def check_output_dir(directory: str | Path, *, meta_file: str = META_FILE) -> None:
@@ -127,10 +138,7 @@ def read_meta(directory: str | Path, *, verify: bool = True) -> dict[str, Any]:
     if not path.is_file():
         hint = " (training may have been interrupted; see --resume)" if any(directory.iterdir()) else ""
         raise ModelDirError(f"{directory}: not an lmworks model directory, {META_FILE} is missing{hint}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelDirError(f"{path}: corrupt ({err})") from None
+    meta = _load_json(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelDirError(f"{path}: not an lmworks model description")
     if meta.get("format_version", 0) > FORMAT_VERSION:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .._io import atomic_dir
 from ..errors import ConfigError, DataError
-from ..model_dir import check_output_dir, file_checksums, package_versions, read_manifest
+from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .embed import SentenceEncoder
 from .index import VECTORS_FILE, ExactIndex, make_index
 from .kb import FaqEntry, normalise_question
@@ -458,15 +458,11 @@ class Assistant:
             if self.tuning is not None:
                 self.encoder.save(tmp / ENCODER_DIR)
                 encoder = ENCODER_DIR
-            files = file_checksums(tmp)
-            meta = {
+            write_manifest(tmp, META_FILE, {
                 "format": FORMAT, "config": asdict(self.config), "encoder": encoder,
                 "threshold": self.threshold, "margin": self.margin, "lexical_weight": self.lexical_weight,
                 "answer_weight": self.answer_weight, "calibration": self.calibration,
-                "tuning": self.tuning, "n_entries": len(self.entries), "versions": package_versions(),
-                "files": files,
-            }
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+                "tuning": self.tuning, "n_entries": len(self.entries)})
         return directory
 
     @classmethod

@@ -24,7 +24,7 @@ import torch
 
 from .._io import atomic_dir
 from ..errors import ConfigError, DataError
-from ..model_dir import check_output_dir, file_checksums, package_versions, read_manifest
+from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .metrics import evaluate_ranking
 from .model import RecommenderConfig, TwoTower, cosine_lr, pad_histories, train_epoch, training_examples
 from .split import Dataset, Holdout
@@ -263,10 +263,9 @@ class TextRecommender:
             (tmp / HOLDOUT_FILE).write_text(json.dumps(
                 {"protocol": data.protocol, "valid": data.valid.to_json(), "test": data.test.to_json()}),
                 encoding="utf-8")
-            meta = {"format": FORMAT, "config": asdict(self.config), "protocol": data.protocol,
-                    "n_users": data.n_users, "n_items": data.n_items, "training": self.training_,
-                    **(extra or {}), "versions": package_versions(), "files": file_checksums(tmp)}
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            write_manifest(tmp, META_FILE, {
+                "format": FORMAT, "config": asdict(self.config), "protocol": data.protocol, "n_users": data.n_users,
+                "n_items": data.n_items, "training": self.training_, **(extra or {})})
         return directory
 
     @classmethod
