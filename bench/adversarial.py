@@ -35,7 +35,8 @@ def main() -> int:
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["none", "fgm"])
-    parser.add_argument("--epsilon", type=float, default=1.0)
+    parser.add_argument("--epsilon", type=float, default=0.3, help="training perturbation radius")
+    parser.add_argument("--attack-epsilon", type=float, default=0.1, help="evaluation attack radius")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -50,7 +51,8 @@ def main() -> int:
 
         train, _ = train_test_split(train, train_size=args.train_size, stratify=train["label"], random_state=13)
     dev, test = pd.read_csv(data / "dev.csv"), pd.read_csv(data / "test.csv")
-    print(f"train {len(train)}, dev {len(dev)}, test {len(test)}; epsilon {args.epsilon}", flush=True)
+    print(f"train {len(train)}, dev {len(dev)}, test {len(test)}; training epsilon {args.epsilon}, attack epsilon "
+          f"{args.attack_epsilon}", flush=True)
     rows = []
     for seed in args.seeds:
         for method in args.methods:
@@ -63,7 +65,7 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 predictor = load(clf.save(Path(tmp) / "model"))  # evaluated as a user would: from disk
                 result = evaluate_robustness(predictor, test["text"].tolist(), test["label"].tolist(),
-                                             attack_epsilon=args.epsilon)
+                                             attack_epsilon=args.attack_epsilon)
             row = {"seed": seed, "method": method, "fit_seconds": round(fit_s), "clean": result["clean_accuracy"],
                    "perturbed_mean": result["perturbed_mean_accuracy"], **result["perturbed"],
                    "embedding_attack": result["embedding_attack_accuracy"]}
