@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_sentiment
 
+from conftest import make_sentiment
 from lmworks import TextClassifier
 
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import torch
-from conftest import make_sentiment
 
+from conftest import make_sentiment
 from lmworks import TextClassifier
 from lmworks.pretrain import mask_tokens
 
@@ -57,3 +57,17 @@ def test_pretrain_refuses_too_little_text(tmp_path, tiny_encoder):
     proc = subprocess.run([sys.executable, "-m", "lmworks", "pretrain", str(corpus), "--output", str(tmp_path / "o"),
                            "--model", str(tiny_encoder)], capture_output=True, text=True)
     assert proc.returncode == 1 and "needs at least 32 non-empty texts" in proc.stderr
+
+
+def test_head_warmup_keeps_the_encoder_frozen(tmp_path, tiny_encoder):
+    from safetensors.torch import load_file
+
+    from lmworks.pretrain import PretrainConfig, pretrain
+
+    texts, _ = make_sentiment(64, seed=7)
+    out = tmp_path / "enc"
+    pretrain(texts, out, PretrainConfig(model=str(tiny_encoder), batch_size=16, lr=1e-2, head_warmup=0.99,
+                                        num_threads=1), progress=False)
+    before, after = load_file(str(tiny_encoder / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(before[layer], after["bert." + layer])  # only the new head learned

@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--max-length", type=positive_int, default=d.max_length)
     p.add_argument("--mlm-probability", type=float, default=d.mlm_probability)
     p.add_argument("--whole-word-masking", action="store_true", help="mask whole words, not single word pieces")
+    p.add_argument("--head-warmup", type=float, default=d.head_warmup,
+                   help=f"share of steps that train only the new MLM head, encoder frozen (default: {d.head_warmup})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=positive_int)
     p.add_argument("--encoding", default="utf-8")
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     texts = read_texts(args.data, args.text_column, args.encoding)
     config = PretrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             max_length=args.max_length, mlm_probability=args.mlm_probability,
-                            whole_word_masking=args.whole_word_masking, seed=args.seed, num_threads=args.threads)
+                            whole_word_masking=args.whole_word_masking, head_warmup=args.head_warmup, seed=args.seed,
+                            num_threads=args.threads)
     LOGGER.info("pretraining %s on %d texts from %s", args.model, len(texts), args.data)
     info = pretrain(texts, args.output, config, progress=not args.quiet)
     LOGGER.info("MLM loss %.3f -> %.3f over %d steps in %.0f s; encoder written to %s (use: lmworks train "
