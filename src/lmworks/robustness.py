@@ -138,7 +138,6 @@ def embedding_attack_accuracy(predictor, texts: Sequence[str], labels: Sequence[
     index = {label: i for i, label in enumerate(predictor.labels)}
     ids = tokenize(backend.tokenizer, texts, backend.max_length, what="texts")
     embed = network.input_embeddings()
-    encoder = network.encoder if hasattr(network, "encoder") else network.model
     correct = 0
     network.eval()
     for start in range(0, len(ids), batch_size):
@@ -146,23 +145,14 @@ def embedding_attack_accuracy(predictor, texts: Sequence[str], labels: Sequence[
         padded, mask = pad_batch(chunk, backend.tokenizer.pad_token_id)
         targets = torch.tensor([index.get(y, -100) for y in labels[start:start + batch_size]])
         inputs = embed(padded).detach().requires_grad_(True)
-        logits = _forward_embeds(network, encoder, inputs, mask)
+        logits = network(None, mask, inputs_embeds=inputs)
         loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
         (grad,) = torch.autograd.grad(loss, inputs)
         grad = grad * mask.unsqueeze(-1)
         norms = torch.linalg.vector_norm(grad.flatten(1), dim=1).clamp_min(1e-12)
         with torch.no_grad():
             attacked = inputs + epsilon * grad / norms[:, None, None]
-            predicted = _forward_embeds(network, encoder, attacked, mask).argmax(-1)
+            predicted = network(None, mask, inputs_embeds=attacked).argmax(-1)
         correct += int((predicted == targets).sum())
     return correct / len(ids) if ids else 0.0
 
-
-def _forward_embeds(network, encoder, inputs, mask):
-    """Logits from input embeddings, for both heads (mean pooling or the stock classifier)."""
-    from .heads import mean_pool
-
-    if hasattr(network, "head"):
-        hidden = encoder(inputs_embeds=inputs, attention_mask=mask).last_hidden_state
-        return network.head(mean_pool(hidden, mask))
-    return encoder(inputs_embeds=inputs, attention_mask=mask).logits

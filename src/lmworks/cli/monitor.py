@@ -133,12 +133,19 @@ def _ingestor(args: argparse.Namespace, store, *, rejects=None, on_alert=None):
         raise ConfigError(f"this store's alerts use {recorded} windows; pass --window {recorded} (or use a new --db)")
     classifier = OpinionClassifier(args.sentiment_model, args.topic_model, negative_label=args.negative_label,
                                    positive_label=args.positive_label, num_threads=args.threads)
-    store.set_setting("window", format_window(window))
-    store.set_setting("rules", [r.to_json() for r in rules])
-    store.set_setting("models", classifier.description)
+    _record(store, window, rules, classifier)
     webhook = WebhookNotifier(args.webhook, store) if getattr(args, "webhook", None) else None
     return Ingestor(store, classifier, window=window, rules=rules, batch_size=args.batch_size, rejects=rejects,
                     webhook=webhook, on_alert=on_alert)
+
+
+def _record(store, window: int, rules: list, classifier) -> None:
+    """Store the window, rules and models, so alerts/summary/serve/report use the same ones later."""
+    from ..monitor.alerts import format_window
+
+    store.set_setting("window", format_window(window))
+    store.set_setting("rules", [r.to_json() for r in rules])
+    store.set_setting("models", classifier.description)
 
 
 def _print_alert(as_json: bool):
@@ -194,18 +201,15 @@ def run_alerts(args: argparse.Namespace) -> int:
 def run_summary(args: argparse.Namespace) -> int:
     """Print per-topic window aggregates."""
     from ..monitor.alerts import format_window
-    from ..monitor.store import open_store
+    from ..monitor.store import by_topic, open_store
 
     store = open_store(args.db)
     window = _window(args, store)
     stats = store.window_stats(window)
     store.close()
-    by_topic: dict[str, list] = {}
-    for st in stats:
-        by_topic.setdefault(st.topic, []).append(st)
     out = {t: [{"window_start": st.start, "volume": st.volume, "negative_share": round(st.negative_share, 4),
                 "mean_sentiment": round(st.mean_sentiment, 4)} for st in rows[-args.last:]]
-           for t, rows in sorted(by_topic.items())}
+           for t, rows in sorted(by_topic(stats).items())}
     if args.json:
         print(json.dumps({"window": format_window(window), "topics": out}, indent=2))
         return 0
@@ -274,9 +278,7 @@ def run_demo(args: argparse.Namespace) -> int:
     window = 86400
     rules = [parse_rule(r) for r in DEFAULT_RULES]
     classifier = OpinionClassifier(sentiment, topic)
-    store.set_setting("window", "1d")
-    store.set_setting("rules", [r.to_json() for r in rules])
-    store.set_setting("models", classifier.description)
+    _record(store, window, rules, classifier)
     ingestor = Ingestor(store, classifier, window=window, rules=rules, on_alert=_print_alert(False))
     surge_day = _dt.datetime.fromtimestamp(stream.surge_start, _dt.timezone.utc).date()
     print(f"replaying {stream.items} items ({stream.surge_items} injected negative headlines on {surge_day}) "

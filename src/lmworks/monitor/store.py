@@ -76,6 +76,24 @@ class WindowStat:
         return self.negatives / self.volume if self.volume else 0.0
 
 
+def by_topic(stats: Iterable[WindowStat]) -> dict[str, list[WindowStat]]:
+    """Window aggregates grouped per topic, in the order they come (time order from the store)."""
+    out: dict[str, list[WindowStat]] = {}
+    for stat in stats:
+        out.setdefault(stat.topic, []).append(stat)
+    return out
+
+
+def fill_gaps(series: list[WindowStat], window: int) -> list[WindowStat]:
+    """Insert empty windows so "the previous N windows" means time, not rows."""
+    out: list[WindowStat] = []
+    for stat in series:
+        while out and out[-1].start + window < stat.start:
+            out.append(WindowStat(stat.topic, out[-1].start + window, 0, 0, 0.0))
+        out.append(stat)
+    return out
+
+
 def now_iso() -> str:
     """UTC now, ISO 8601 with milliseconds."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")

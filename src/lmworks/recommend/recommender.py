@@ -166,14 +166,13 @@ class TextRecommender:
         padded = pad_histories(histories, self.config.history)
         return self.model_.users(self._hist_table, padded).numpy()
 
+    def scores(self, histories: list[np.ndarray]) -> np.ndarray:
+        """``(len(histories), n_items)`` scores: user vectors against the precomputed item table."""
+        return self.user_vectors(histories) @ self._cand.T + self._bias
+
     def scorer(self, histories: list[np.ndarray]):
         """``scores(user_indices)`` over every item, given each user's history (the metrics' Scorer)."""
-
-        def scores(users: np.ndarray) -> np.ndarray:
-            vectors = self.user_vectors([histories[int(u)] for u in users])
-            return vectors @ self._cand.T + self._bias
-
-        return scores
+        return lambda users: self.scores([histories[int(u)] for u in users])
 
     def evaluate(self, split: str = "test", *, k: int | None = None) -> dict[str, float]:
         """HR@k, NDCG@k, MRR and coverage on the held-out ``"valid"`` or ``"test"`` set.
@@ -227,7 +226,7 @@ class TextRecommender:
                 seen.add(self.item_index_[item])
         fallback = None
         if len(items):
-            scores = self.user_vectors([items])[0] @ self._cand.T + self._bias
+            scores = self.scores([items])[0]
         else:
             fallback = "popular"
             message = message or "no positive interactions in the history: showing the most popular items"
