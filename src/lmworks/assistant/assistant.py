@@ -482,7 +482,8 @@ class Assistant:
         self = cls(entries, encoder, question_vectors, qa_vectors, config)
         from .index import INDEXES
 
-        self._set_answer_weight(self.answer_weight, INDEXES[config.index].load(directory, self.vectors))
+        index_class: Any = INDEXES[config.index]
+        self._set_answer_weight(self.answer_weight, index_class.load(directory, self.vectors))
         self.threshold, self.margin = float(meta["threshold"]), float(meta["margin"])
         self.lexical_weight = float(meta.get("lexical_weight", 0.0))
         self.calibration, self.tuning = meta.get("calibration", {}), meta.get("tuning")

@@ -102,7 +102,7 @@ def _read_table(path: Path, encoding: str) -> list[FaqEntry]:
 
 
 def _read_yaml(path: Path, encoding: str) -> list[FaqEntry]:
-    import yaml
+    import yaml  # type: ignore[import-untyped, unused-ignore]
 
     try:
         doc = yaml.safe_load(path.read_text(encoding=encoding))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +51,19 @@ class TransformerBackend(Backend):
         progress: bool = True,
     ) -> dict[str, Any]:
         """Fine-tune the encoder; the best dev checkpoint is kept (see :class:`Trainer`)."""
-        import torch
+        self.prepare(labels, config)
+        return self.train_network(
+            texts, targets, config=config, eval_texts=eval_texts, score_fn=score_fn,
+            checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
+        )
+
+    def prepare(self, labels: list[str], config: TrainConfig) -> None:
+        """Load the tokenizer and the encoder with a fresh head for ``labels`` (seeded)."""
         from transformers import AutoTokenizer
 
         from ..heads import Pooling, build_network
         from ..models import resolve_encoder
-        from ..training.batching import tokenize
-        from ..training.losses import make_loss
-        from ..training.trainer import Trainer, seed_everything, torch_threads
+        from ..training.trainer import seed_everything, torch_threads
 
         encoder_dir = resolve_encoder(self.model)
         self.encoder_path = str(encoder_dir)
@@ -73,12 +78,42 @@ class TransformerBackend(Backend):
                 encoder_dir, labels, pooling=Pooling(self.pooling),
                 multi_label=config.multi_label, dropout=config.dropout,
             )
+
+    def train_network(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        *,
+        config: TrainConfig,
+        eval_texts: Sequence[str] | None = None,
+        score_fn: ScoreFn | None = None,
+        checkpoint_dir: Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        regulariser: Callable[[], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Train the prepared network further (federated rounds call this once per round).
+
+        ``regulariser()``, when given, is added to every batch's loss (FedProx's proximal term).
+        """
+        import torch
+
+        from ..training.batching import tokenize
+        from ..training.losses import make_loss
+        from ..training.trainer import Trainer, torch_threads
+
+        if self.network is None:
+            raise RuntimeError("call prepare() before train_network()")
         train_ids = tokenize(self.tokenizer, texts, config.max_length, what="training texts")
         eval_ids = tokenize(self.tokenizer, eval_texts, config.max_length, what="eval texts") if eval_texts else None
-        loss_fn = make_loss(
-            targets, len(labels), multi_label=config.multi_label,
+        n_labels = int(self.network.config.num_labels)
+        base_loss = make_loss(
+            targets, n_labels, multi_label=config.multi_label,
             balanced=ClassWeighting(config.class_weights) is ClassWeighting.BALANCED,
         )
+        loss_fn: Callable[..., Any] = base_loss
+        if regulariser is not None:
+            loss_fn = lambda logits, y: base_loss(logits, y) + regulariser()  # noqa: E731
         eval_fn = None
         if eval_ids is not None and score_fn is not None:
             eval_fn = lambda net: score_fn(self._proba(eval_ids))  # noqa: E731
@@ -99,6 +134,7 @@ class TransformerBackend(Backend):
             "best_step": state.best_step,
             "samples_per_second": round(result.samples_per_second, 2),
             "train_seconds": round(state.train_seconds, 2),
+            "mean_loss": state.loss_sum / max(state.samples_seen, 1),
             "interrupted": state.interrupted,
             "stopped_early": state.stopped_early,
             "history": state.history,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ..errors import LmworksError
 
 SUBCOMMANDS = ("train", "evaluate", "predict", "robustness", "pretrain", "export", "serve", "assistant",
-               "recommend", "monitor", "models", "datasets")
+               "recommend", "monitor", "federated", "models", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

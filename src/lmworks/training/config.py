@@ -83,6 +83,10 @@ class TrainConfig:
         Torch intra-op threads; ``None`` uses the CPUs this process may run on.
     log_every:
         Write a training-loss line to the metrics log every this many steps.
+    freeze_embeddings:
+        Keep the pretrained word embeddings fixed. Words seen in training then stay
+        in the same space as words only seen at prediction time, and the optimiser
+        skips half of MiniLM's parameters (its vocabulary matrix), so steps are cheaper.
     adversarial, adv_epsilon, adv_steps:
         ``"fgm"`` or ``"pgd"`` perturbs the word embeddings along the loss gradient
         (radius ``adv_epsilon``; PGD in ``adv_steps`` steps) and trains on the
@@ -111,6 +115,7 @@ class TrainConfig:
     seed: int = 42
     num_threads: int | None = None
     log_every: int = 20
+    freeze_embeddings: bool = False
     adversarial: str = "none"
     adv_epsilon: float = 1.0
     adv_steps: int = 3
@@ -155,6 +160,9 @@ class TrainConfig:
             raise ConfigError(f"unknown adversarial method {self.adversarial!r}: choose {', '.join(METHODS)}")
         if self.adversarial != "none" and (self.adv_epsilon <= 0 or self.adv_steps < 1):
             raise ConfigError("adv_epsilon must be > 0 and adv_steps >= 1")
+        if self.adversarial != "none" and self.freeze_embeddings:
+            raise ConfigError("--adversarial perturbs the word embeddings: it cannot be combined with "
+                              "frozen embeddings")
 
     def blend_with_tfidf(self) -> bool:
         """Resolve ``blend`` for this model and head."""

@@ -106,6 +106,7 @@ class TrainerState:
     evals_since_best: int = 0
     train_seconds: float = 0.0
     samples_seen: int = 0
+    loss_sum: float = 0.0  # training loss summed over samples (the run's mean loss = loss_sum / samples_seen)
     history: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     stopped_early: bool = False
@@ -277,6 +278,8 @@ class Trainer:
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum_steps)
         total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
         warmup = int(cfg.warmup_ratio * total_steps)
+        if cfg.freeze_embeddings and hasattr(net, "input_embeddings"):
+            net.input_embeddings().weight.requires_grad_(False)  # type: ignore[operator]
         optimizer = torch.optim.AdamW(_param_groups(net, cfg), lr=cfg.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: linear_warmup_decay(s, warmup_steps=warmup, total_steps=total_steps)
@@ -344,6 +347,7 @@ class Trainer:
                     pending += 1
                     state.samples_seen += len(batch)
                     value = float(loss.detach())
+                    state.loss_sum += value * len(batch)
                     smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
                     last_of_epoch = b_index == len(batches) - 1
                     if pending < cfg.grad_accum_steps and not last_of_epoch:

@@ -1,0 +1,196 @@
+"""``lmworks federated server|client|simulate``: federated fine-tuning on Flower."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ._common import add_data_options, positive_int
+
+LOGGER = logging.getLogger("lmworks")
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    from ..federated.config import FederatedConfig, default_local_training
+
+    d, t = FederatedConfig(), default_local_training()
+    g = p.add_argument_group("federation")
+    g.add_argument("--rounds", type=positive_int, default=d.rounds, help=f"federated rounds (default: {d.rounds})")
+    g.add_argument("--local-epochs", type=float, default=d.local_epochs,
+                   help=f"passes over its own data each client makes per round (default: {d.local_epochs})")
+    g.add_argument("--fraction-fit", type=float, default=d.fraction_fit,
+                   help="share of connected clients trained each round (default: 1)")
+    g.add_argument("--proximal-mu", type=float, default=d.proximal_mu,
+                   help="FedProx proximal term; 0 is plain FedAvg (default: 0)")
+    g.add_argument("--no-lr-decay", dest="lr_decay", action="store_false",
+                   help="keep the learning rate of round 1 in every round (default: decay linearly over rounds)")
+    g.add_argument("--dp-noise-multiplier", type=float, default=d.dp_noise_multiplier,
+                   help="Flower server-side differential privacy: Gaussian noise multiplier (0: off)")
+    g.add_argument("--dp-clipping-norm", type=float, default=d.dp_clipping_norm,
+                   help=f"clip each client update to this L2 norm under DP (default: {d.dp_clipping_norm})")
+    g.add_argument("--round-timeout", type=float, help="seconds a round waits for clients (default: no limit)")
+    m = p.add_argument_group("model and local training (sent to every client)")
+    m.add_argument("--model", default=t.model, help=f"encoder name or directory (default: {t.model})")
+    m.add_argument("--head", default=t.head, choices=["mean", "cls"], help=f"classification head (default: {t.head})")
+    m.add_argument("--lr", type=float, default=t.lr, help=f"peak local learning rate (default: {t.lr:g})")
+    m.add_argument("--batch-size", type=positive_int, default=t.batch_size, help=f"default: {t.batch_size}")
+    m.add_argument("--max-length", type=positive_int, default=t.max_length, help=f"default: {t.max_length}")
+    m.add_argument("--freeze-embeddings", action="store_true",
+                   help="keep the word embeddings fixed: they are never sent, which halves MiniLM's traffic")
+    m.add_argument("--seed", type=int, default=t.seed, help=f"default: {t.seed}")
+    p.add_argument("--config-json", metavar="FILE",
+                   help="take every federation and training setting from this JSON file (as written by simulate)")
+
+
+def _config(args: argparse.Namespace):
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..federated.config import FederatedConfig, default_local_training
+    from ..training.config import TrainConfig
+
+    if args.config_json:
+        try:
+            raw = json.loads(Path(args.config_json).read_text(encoding="utf-8"))
+            train = TrainConfig.from_dict(raw.pop("train"))
+            return FederatedConfig(**raw, train=train)
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise ConfigError(f"{args.config_json}: not a federation config ({err})") from None
+    train = default_local_training().replace(model=args.model, head=args.head, lr=args.lr, batch_size=args.batch_size,
+                                             max_length=args.max_length, freeze_embeddings=args.freeze_embeddings,
+                                             seed=args.seed)
+    return FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, min_clients=args.min_clients,
+                           fraction_fit=args.fraction_fit, proximal_mu=args.proximal_mu, lr_decay=args.lr_decay,
+                           dp_noise_multiplier=args.dp_noise_multiplier, dp_clipping_norm=args.dp_clipping_norm,
+                           round_timeout=args.round_timeout, train=train)
+
+
+def register(sub) -> None:
+    """Add ``federated`` and its three subcommands."""
+    p = sub.add_parser(
+        "federated", help="federated fine-tuning on Flower (data stays with its owners)",
+        description="Fine-tune one classifier across data owners who never share their rows: a server holds the "
+        "global model, clients train it on their own data and send back only weights (Flower, FedAvg/FedProx).",
+    )
+    fed = p.add_subparsers(dest="federated_command", metavar="ROLE", required=True)
+
+    s = fed.add_parser("server", help="run the federation's server",
+                       description="Wait for --min-clients clients, run --rounds rounds, score the global model on "
+                       "--eval after each and write it to --output (an ordinary lmworks model directory).")
+    s.add_argument("--address", default="0.0.0.0:8080", help="host:port to listen on (default: 0.0.0.0:8080)")
+    s.add_argument("--labels", nargs="+", metavar="LABEL", help="the label set (default: the labels of --eval)")
+    s.add_argument("--eval", metavar="DATA", help="held-out data the server scores the global model on")
+    s.add_argument("--output", "-o", metavar="DIR", help="global model directory, rewritten after each round")
+    s.add_argument("--min-clients", type=positive_int, default=2, help="clients to wait for (default: 2)")
+    add_data_options(s)
+    _training_options(s)
+    s.set_defaults(run=run_server)
+
+    c = fed.add_parser("client", help="join a federation with your own data",
+                       description="Connect to a federated server and train its model on --data each round. Only "
+                       "weights, the row count, the training loss and the model fingerprint are sent.")
+    c.add_argument("--server", default="127.0.0.1:8080", help="server host:port (default: 127.0.0.1:8080)")
+    c.add_argument("--data", required=True, metavar="DATA", help="this client's labelled data")
+    c.add_argument("--model", help="local encoder (default: the one the server names); must match the server's")
+    c.add_argument("--threads", type=positive_int, help="torch threads (default: all usable CPUs)")
+    c.add_argument("--max-wait", type=float, default=60.0,
+                   help="give up after the server has been unreachable this many seconds (default: 60)")
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_data_options(c)
+    c.set_defaults(run=run_client)
+
+    m = fed.add_parser("simulate", help="split one dataset over N local clients and federate it",
+                       description="Split DATA over --clients clients with Dirichlet(--alpha) label shares (non-IID), "
+                       "start a server and one process per client on 127.0.0.1, and report the global model on the "
+                       "held-out data each round.")
+    m.add_argument("data", metavar="DATA")
+    m.add_argument("--clients", type=positive_int, default=4, help="number of clients (default: 4)")
+    m.add_argument("--alpha", type=float, default=1.0,
+                   help="Dirichlet concentration: 0.1 very skewed, 100 nearly IID (default: 1.0)")
+    m.add_argument("--split-seed", type=int, default=0, help="seed of the split (default: 0)")
+    ev = m.add_mutually_exclusive_group()
+    ev.add_argument("--eval", metavar="DATA", help="held-out data the server scores on")
+    ev.add_argument("--eval-fraction", type=float, default=0.1,
+                    help="hold out this share of DATA when --eval is not given (default: 0.1)")
+    m.add_argument("--output", "-o", required=True, metavar="DIR", help="global model directory")
+    m.add_argument("--client-threads", type=positive_int, help="torch threads per client (default: CPUs / clients)")
+    m.add_argument("--workdir", metavar="DIR", help="where shards and process logs go (default: a temp dir)")
+    m.add_argument("--json", metavar="FILE", help="write the per-round log and final metrics as JSON")
+    add_data_options(m)
+    _training_options(m)
+    m.set_defaults(run=run_simulate, min_clients=2)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Serve the rounds."""
+    from ..data import read_dataset
+    from ..errors import ConfigError
+    from ..federated.server import run_server as serve
+
+    config = _config(args)
+    if not args.config_json:
+        config.min_clients = args.min_clients
+    if args.output:
+        from ..model_dir import check_output_dir
+
+        check_output_dir(args.output)
+    read = dict(text_column=args.text_column, label_column=args.label_column, encoding=args.encoding)
+    ev = read_dataset(args.eval, **read) if args.eval else None
+    labels = args.labels or (sorted(set(ev.require_labels())) if ev else None)
+    if not labels:
+        raise ConfigError("the server needs the label set: pass --labels or --eval")
+    result = serve(labels, config, address=args.address, eval_texts=ev.texts if ev else None,
+                   eval_labels=ev.require_labels() if ev else None, output=args.output)
+    final = result["final"]
+    LOGGER.info("federation finished: %d round(s) in %.0f s%s", result["rounds"], result["seconds"],
+                f", held-out accuracy {final['accuracy']:.4f}" if final else "")
+    if args.output:
+        print(f"global model written to {args.output}")
+    return 0
+
+
+def run_client(args: argparse.Namespace) -> int:
+    """Train with the server until it ends the federation."""
+    from ..data import read_dataset
+    from ..federated.client import run_client as join
+
+    data = read_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
+                        encoding=args.encoding)
+    LOGGER.info("joining the federation at %s with %d rows from %s", args.server, len(data), args.data)
+    result = join(data.texts, data.require_labels(), address=args.server, source=args.data, model=args.model,
+                  num_threads=args.threads, max_wait=args.max_wait, progress=not args.quiet)
+    LOGGER.info("federation finished after %d round(s)", result["rounds"])
+    return 0
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Split, federate, report."""
+    from .._io import write_text_atomic
+    from ..classifier import TextClassifier
+    from ..data import read_dataset, split_dataset
+    from ..evaluation import format_report
+    from ..federated.simulate import simulate
+    from ..model_dir import check_output_dir
+
+    check_output_dir(args.output)
+    read = dict(text_column=args.text_column, label_column=args.label_column, encoding=args.encoding)
+    data = read_dataset(args.data, **read)
+    texts, labels = data.texts, data.require_labels()
+    if args.eval:
+        ev = read_dataset(args.eval, **read)
+        eval_texts, eval_labels = ev.texts, ev.require_labels()
+    else:
+        texts, labels, eval_texts, eval_labels = split_dataset(texts, labels, fraction=args.eval_fraction,
+                                                               seed=args.split_seed)
+    config = _config(args)
+    result = simulate(texts, labels, config, n_clients=args.clients, alpha=args.alpha, eval_texts=eval_texts,
+                      eval_labels=eval_labels, output=args.output, split_seed=args.split_seed,
+                      client_threads=args.client_threads, workdir=args.workdir)
+    metrics = TextClassifier.load(args.output).evaluate(eval_texts, eval_labels)
+    print(f"global model after {len(result['rounds'])} round(s), held-out data ({metrics['n']} texts):")
+    print(format_report(metrics))
+    if args.json:
+        write_text_atomic(args.json, json.dumps({**result, "eval": metrics}, indent=2) + "\n")
+    print(f"\nglobal model written to {args.output}")
+    return 0

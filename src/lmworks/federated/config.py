@@ -1,0 +1,86 @@
+"""Settings of a federated run (the server's side; clients receive them each round)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..training.config import TrainConfig
+
+
+def default_local_training() -> TrainConfig:
+    """Local training as ``lmworks train`` does it, minus what needs a dev set on the client."""
+    return TrainConfig(blend="none", eval_fraction=0.0, patience=0)
+
+
+@dataclass
+class FederatedConfig:
+    """How the server runs the federation.
+
+    Attributes
+    ----------
+    rounds:
+        Federated rounds: each sends the global weights out, trains locally, averages.
+    local_epochs:
+        Passes over its own data each client makes per round. Fewer local steps per
+        round keep non-IID clients from drifting apart (FedAvg's main failure mode).
+    min_clients:
+        The server waits for this many clients and samples at least this many per round.
+    fraction_fit:
+        Share of the connected clients trained each round.
+    proximal_mu:
+        FedProx: each client adds ``mu/2 * ||w - w_global||^2`` to its loss (0 = FedAvg).
+    lr_decay:
+        Scale the learning rate linearly down over the rounds (round r of R trains at
+        ``lr * (R - r + 1) / R``), as the linear schedule of centralised training does.
+    dp_noise_multiplier, dp_clipping_norm:
+        Flower's server-side fixed-clipping differential privacy: each client update is
+        clipped to ``dp_clipping_norm`` and Gaussian noise of ``dp_noise_multiplier`` times
+        that norm is added to the average (off when the multiplier is 0).
+    round_timeout:
+        Seconds a round waits for clients before going on with those that answered.
+    train:
+        Local training settings (encoder, head, lr, batch size, max length, seed...).
+    """
+
+    rounds: int = 4
+    local_epochs: float = 0.5
+    min_clients: int = 2
+    fraction_fit: float = 1.0
+    proximal_mu: float = 0.0
+    lr_decay: bool = True
+    dp_noise_multiplier: float = 0.0
+    dp_clipping_norm: float = 1.0
+    round_timeout: float | None = None
+    train: TrainConfig = field(default_factory=default_local_training)
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError(f"rounds must be >= 1, got {self.rounds}")
+        if not self.local_epochs > 0:
+            raise ConfigError(f"local_epochs must be > 0, got {self.local_epochs}")
+        if self.min_clients < 1:
+            raise ConfigError(f"min_clients must be >= 1, got {self.min_clients}")
+        if not 0 < self.fraction_fit <= 1:
+            raise ConfigError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
+        if self.proximal_mu < 0:
+            raise ConfigError(f"proximal_mu must be >= 0, got {self.proximal_mu}")
+        if self.dp_noise_multiplier < 0 or self.dp_clipping_norm <= 0:
+            raise ConfigError("dp_noise_multiplier must be >= 0 and dp_clipping_norm > 0")
+        if self.train.model == "tfidf":
+            raise ConfigError("federated training needs an encoder (--model minilm or a directory), not tfidf")
+        if self.train.multi_label:
+            raise ConfigError("federated training supports single-label data only")
+
+    def round_training(self, server_round: int) -> TrainConfig:
+        """The local training settings clients use in ``server_round`` (1-based)."""
+        lr = self.train.lr
+        if self.lr_decay:
+            lr *= (self.rounds - server_round + 1) / self.rounds
+        return self.train.replace(epochs=self.local_epochs, lr=lr, seed=self.train.seed + server_round,
+                                  blend="none", eval_fraction=0.0)
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (recorded with the global model)."""
+        return {**dataclasses.asdict(self), "train": self.train.to_dict()}

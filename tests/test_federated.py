@@ -1,0 +1,282 @@
+"""Federated fine-tuning on Flower: real server and client processes talking gRPC over 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+
+from conftest import free_port, make_sentiment  # noqa: E402
+from lmworks import TextClassifier  # noqa: E402
+from lmworks.errors import ConfigError  # noqa: E402
+from lmworks.federated import FederatedConfig, dirichlet_split  # noqa: E402
+
+LOCAL = ["--lr", "3e-3", "--batch-size", "16", "--max-length", "32", "--local-epochs", "1"]
+
+
+def write(path: Path, texts, labels) -> Path:
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    return path
+
+
+def lmworks(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lmworks", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def server(tmp_path: Path, encoder: Path, port: int, *, rounds: int, min_clients: int = 1,
+           output: str = "global") -> subprocess.Popen:
+    test = write(tmp_path / "server_eval.jsonl", *make_sentiment(60, seed=2))
+    return lmworks("federated", "server", "--address", f"127.0.0.1:{port}", "--eval", str(test), "--model",
+                   str(encoder), "--rounds", str(rounds), "--min-clients", str(min_clients), "--output",
+                   str(tmp_path / output), *LOCAL)
+
+
+def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def rounds_logged(directory: Path) -> int:
+    log = directory / "federated_log.jsonl"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+# -- the non-IID split -----------------------------------------------------------------------
+def test_dirichlet_split_partitions_rows_and_skews_with_small_alpha():
+    labels = [str(i % 4) for i in range(2000)]
+    shards = dirichlet_split(labels, 5, 1.0, seed=3)
+    everything = np.concatenate(shards)
+    assert sorted(everything.tolist()) == list(range(2000))  # every row exactly once
+    assert [s.tolist() for s in shards] == [s.tolist() for s in dirichlet_split(labels, 5, 1.0, seed=3)]
+
+    def skew(alpha: float) -> float:  # mean share of each client's most common label
+        parts = dirichlet_split(labels, 5, alpha, seed=0)
+        return float(np.mean([Counter(labels[i] for i in p).most_common(1)[0][1] / len(p) for p in parts]))
+
+    assert skew(0.1) > skew(1.0) > skew(100.0)
+    assert skew(100.0) < 0.35  # near IID: about 1/4
+    assert min(len(s) for s in dirichlet_split(labels, 8, 0.3, seed=1, min_size=20)) >= 20
+
+
+def test_dirichlet_split_rejects_impossible_requests():
+    with pytest.raises(ConfigError, match="alpha"):
+        dirichlet_split(["a", "b"], 2, 0.0)
+    with pytest.raises(ConfigError, match="cannot give"):
+        dirichlet_split(["a", "b", "a"], 4, 1.0)
+
+
+def test_round_training_decays_lr_over_rounds_and_varies_the_seed():
+    config = FederatedConfig(rounds=4, local_epochs=0.5)
+    lrs = [config.round_training(r).lr for r in (1, 2, 3, 4)]
+    assert lrs == pytest.approx([config.train.lr * f for f in (1.0, 0.75, 0.5, 0.25)])
+    assert config.round_training(1).seed != config.round_training(2).seed
+    assert config.round_training(1).epochs == 0.5 and config.round_training(1).blend == "none"
+    with pytest.raises(ConfigError, match="tfidf"):
+        FederatedConfig(train=config.train.replace(model="tfidf"))
+
+
+# -- real processes --------------------------------------------------------------------------
+def test_simulate_runs_server_and_clients_as_processes(tmp_path, tiny_encoder):
+    """The acceptance path: one command, non-IID split, N real client processes, a global model."""
+    write(tmp_path / "train.jsonl", *make_sentiment(360, seed=1))
+    write(tmp_path / "test.jsonl", *make_sentiment(80, seed=2))
+    out = tmp_path / "global"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
+         str(tmp_path / "test.jsonl"), "--clients", "3", "--alpha", "1.0", "--rounds", "2", "--model",
+         str(tiny_encoder), *LOCAL, "--client-threads", "1", "--output", str(out), "--workdir",
+         str(tmp_path / "work"), "--json", str(tmp_path / "result.json")],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert [c["rows"] for c in result["clients"]] and sum(c["rows"] for c in result["clients"]) == 360
+    assert len(result["rounds"]) == 2
+    for entry in result["rounds"]:
+        assert len(entry["clients"]) == 3  # every client answered every round
+        assert sum(c["num_examples"] for c in entry["clients"]) == 360
+        assert entry["eval"]["n"] == 80
+    # each client trained in its own process on its own shard file
+    for i in range(3):
+        log = (tmp_path / "work" / f"client_{i}.log").read_text()
+        assert "round 2/2: trained on" in log, log
+    model = TextClassifier.load(out)  # an ordinary model directory
+    assert model.meta_["train_info"]["federated"]["rounds_done"] == 2
+    texts, labels = make_sentiment(80, seed=2)
+    assert model.evaluate(texts, labels)["accuracy"] == pytest.approx(result["final"]["accuracy"])
+    assert result["final"]["accuracy"] > 0.7  # learned something from data it never saw centrally
+    assert "global model after 2 round(s)" in proc.stdout
+
+
+class Recorder:
+    """A TCP relay between a client and the server that keeps every byte the client sends."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.sent = bytearray()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if record:
+                    self.sent.extend(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_only_weights_leave_a_client_even_a_single_class_one(tmp_path, tiny_encoder):
+    port = free_port()
+    srv = server(tmp_path, tiny_encoder, port, rounds=1)
+    wait_for(lambda: listening(port), what="the server")
+    relay = Recorder(port)
+    marker = "zqxjvprivate"  # appears in every training text of this client
+    texts = [f"{marker} {t}" for t, y in zip(*make_sentiment(64, seed=5)) if y == "pos"]
+    data = write(tmp_path / "own.jsonl", texts, ["pos"] * len(texts))
+    client = subprocess.run([sys.executable, "-m", "lmworks", "federated", "client", "--server",
+                             f"127.0.0.1:{relay.port}", "--data", str(data), "--threads", "1", "--quiet"],
+                            capture_output=True, text=True, timeout=300)
+    out, _ = srv.communicate(timeout=120)
+    assert client.returncode == 0, client.stderr[-2000:]
+    assert srv.returncode == 0, out[-2000:]
+    assert "holds only label 'pos'" in client.stderr  # warned, then took part
+    sent = bytes(relay.sent)
+    assert marker.encode() not in sent and b"great" not in sent and texts[0].encode() not in sent
+    model = TextClassifier.load(tmp_path / "global")
+    n_weights = sum(int(np.prod(s)) for _, s in json.loads(
+        (tmp_path / "global" / "federated_log.jsonl").read_text().splitlines()[0])["clients"][0]["arrays"])
+    # the upload is the float32 weights plus a small envelope, nothing else of any size
+    assert 4 * n_weights <= len(sent) < 4 * n_weights + 20_000
+    assert sorted(model.meta_["labels"]) == ["neg", "pos"]
+    log = json.loads((tmp_path / "global" / "federated_log.jsonl").read_text().splitlines()[0])
+    assert set(log["clients"][0]["metrics"]) == {"loss", "train_seconds", "fingerprint"}
+    assert log["clients"][0]["num_examples"] == len(texts)
+
+
+def test_client_with_an_empty_shard_refuses_before_connecting(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    proc = subprocess.run([sys.executable, "-m", "lmworks", "federated", "client", "--server",
+                           f"127.0.0.1:{free_port()}", "--data", str(empty)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == f"lmworks: error: {empty}: no rows"
+
+
+def test_client_exits_clearly_when_the_server_goes_away_mid_run(tmp_path, tiny_encoder):
+    port = free_port()
+    srv = server(tmp_path, tiny_encoder, port, rounds=50)
+    data = write(tmp_path / "own.jsonl", *make_sentiment(96, seed=6))
+    client = lmworks("federated", "client", "--server", f"127.0.0.1:{port}", "--data", str(data), "--threads", "1",
+                     "--quiet")
+    try:
+        wait_for(lambda: rounds_logged(tmp_path / "global") >= 1, what="the first round's checkpoint")
+    finally:
+        srv.kill()  # no goodbye: the server vanishes mid-federation
+        srv.communicate()
+    out, _ = client.communicate(timeout=120)
+    assert client.returncode == 1
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"lmworks: error: lost the federated server at 127.0.0.1:{port} after round "), last
+    assert "of 50" in last and "Traceback" not in out
+    # the global model on disk is a complete earlier round, not half a write
+    model = TextClassifier.load(tmp_path / "global")
+    assert model.meta_["train_info"]["federated"]["rounds_done"] >= 1
+
+
+def test_client_with_another_model_is_refused(tmp_path, tiny_encoder, minilm_dir):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(1)  # same architecture, other weights: a different model version
+    other = tmp_path / "other-encoder"
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(other)
+    AutoTokenizer.from_pretrained(minilm_dir, local_files_only=True).save_pretrained(other)
+    port = free_port()
+    srv = server(tmp_path, tiny_encoder, port, rounds=1)
+    data = write(tmp_path / "own.jsonl", *make_sentiment(48, seed=7))
+    try:
+        client = subprocess.run([sys.executable, "-m", "lmworks", "federated", "client", "--server",
+                                 f"127.0.0.1:{port}", "--data", str(data), "--model", str(other), "--threads", "1",
+                                 "--quiet"], capture_output=True, text=True, timeout=300)
+    finally:
+        srv.kill()
+        srv.communicate()
+    assert client.returncode == 1
+    last = client.stderr.strip().splitlines()[-1]
+    assert last.startswith("lmworks: error: this client's model") and "differs from the server's" in last, last
+    assert "Traceback" not in client.stderr
+    log = tmp_path / "global" / "federated_log.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert all(e["clients"] == [] for e in entries)  # nothing from it was ever averaged
+
+
+def test_server_averages_by_examples_and_drops_updates_from_another_model():
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server.strategy import FedAvg
+
+    from lmworks.federated.server import _strategy_class
+
+    seen = []
+    strategy = _strategy_class(FedAvg)(fingerprint="ours", on_round=lambda r, ok, failed: seen.append((len(ok),
+                                                                                                      len(failed))))
+
+    class Proxy:
+        cid = "client"
+
+    def result(value: float, n: int, fingerprint: str):
+        return Proxy(), FitRes(Status(Code.OK, ""), ndarrays_to_parameters([np.full(3, value, np.float32)]), n,
+                               {"fingerprint": fingerprint, "loss": 0.5})
+
+    params, _ = strategy.aggregate_fit(1, [result(1.0, 10, "ours"), result(4.0, 30, "ours"),
+                                           result(100.0, 1000, "theirs")], [])
+    assert parameters_to_ndarrays(params)[0] == pytest.approx(np.full(3, (10 * 1.0 + 30 * 4.0) / 40))
+    assert seen == [(2, 1)]
