@@ -165,3 +165,23 @@ def test_ctrl_c_during_a_checkpoint_write_waits_for_the_write():
             finished.append("write completed")
     assert finished == ["write completed"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_freeze_embeddings_keeps_the_vocabulary_matrix_and_trains_the_rest(tiny_encoder, sentiment_data,
+                                                                          tiny_fast_options):
+    from lmworks import TextClassifier
+    from lmworks.errors import ConfigError
+
+    (texts, labels), (dev_texts, dev_labels) = sentiment_data
+    clf = TextClassifier(str(tiny_encoder), **{**tiny_fast_options, "epochs": 1}, freeze_embeddings=True, blend="none")
+    from transformers import AutoModel
+
+    net_before = AutoModel.from_pretrained(tiny_encoder)
+    clf.fit(texts, labels, dev_texts, dev_labels, progress=False)
+    encoder = clf.backend_.network.encoder
+    assert torch.equal(encoder.embeddings.word_embeddings.weight, net_before.embeddings.word_embeddings.weight)
+    changed = not torch.equal(encoder.encoder.layer[0].attention.self.query.weight,
+                              net_before.encoder.layer[0].attention.self.query.weight)
+    assert changed  # the rest of the encoder did train
+    with pytest.raises(ConfigError, match="frozen embeddings"):
+        TrainConfig(adversarial="fgm", freeze_embeddings=True)

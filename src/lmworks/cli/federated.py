@@ -160,7 +160,7 @@ def run_client(args: argparse.Namespace) -> int:
     LOGGER.info("joining the federation at %s with %d rows from %s", args.server, len(data), args.data)
     result = join(data.texts, data.require_labels(), address=args.server, source=args.data, model=args.model,
                   num_threads=args.threads, max_wait=args.max_wait, progress=not args.quiet)
-    LOGGER.info("federation finished after %d round(s)", result["rounds"])
+    LOGGER.info("federation finished; this client last trained in round %d", result["rounds"])
     return 0
 
 

@@ -63,6 +63,9 @@ def register(sub) -> None:
     _option(t, "--patience", "patience", int, "stop after N evaluations without a better dev macro-F1 "
             "(0: never)")
     _option(t, "--dropout", "dropout", float, "dropout before the classification head")
+    t.add_argument("--freeze-embeddings", action="store_true",
+                   help="keep the pretrained word embeddings fixed (cheaper steps; words unseen in training "
+                   "stay where the encoder put them)")
     _option(t, "--seed", "seed", int, "random seed")
     _option(t, "--threads", "num_threads", int, "torch threads (default: the CPUs this process may use)")
     a = p.add_argument_group("adversarial training")

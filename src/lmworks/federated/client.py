@@ -127,10 +127,11 @@ def run_client(
             start_client(server_address=address, client=client.to_client(), insecure=True)
     except grpc.RpcError as err:
         raise ServerLost(_lost(address, client, f"{err.code().name}")) from None
-    done, total = client.rounds_done, client.rounds_total
-    if total is None or done < total:
-        raise ServerLost(_lost(address, client, "connection closed"))
-    return {"rounds": done}
+    # A server that ends the federation says goodbye (start_client returns); one that dies
+    # breaks the stream (RpcError above). A client not sampled in the last rounds is fine.
+    if client.rounds_total is None:
+        LOGGER.warning("the server at %s ended the federation before this client trained", address)
+    return {"rounds": client.rounds_done}
 
 
 def _wait_for_server(address: str, max_wait: float) -> None:
