@@ -1,9 +1,10 @@
 """Domain-adaptive MLM pretraining vs none, at small label budgets, over seeds.
 
-Usage: python bench/pretrain.py [--budgets 200 1000] [--seeds 0 1 2] [--json FILE]
+Usage: python bench/pretrain.py [--data data/rt] [--budgets 200 1000] [--seeds 0 1 2] [--json FILE]
 
-Rotten Tomatoes (data/rt from `lmworks datasets export rotten_tomatoes`). Unlabelled text for
-pretraining: the texts of the training split, labels ignored (never the dev or test texts).
+--data is a folder with train/dev/test.csv from `lmworks datasets export` (rotten_tomatoes,
+chinese_reviews). Unlabelled text for pretraining: the texts of the training split, labels
+ignored (never the dev or test texts).
 For each budget and seed, a stratified sample of that many labelled training texts fine-tunes
 (a) the shipped MiniLM and (b) the pretrained encoder, with the same settings; a 200-text dev
 sample picks the checkpoint; every number is accuracy on the whole held-out test split.
@@ -35,6 +36,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--encoder", default="runs/rt-dapt", help="where the pretrained encoder goes (reused)")
     parser.add_argument("--pretrain-epochs", type=float, default=1.0)
+    parser.add_argument("--pretrain-lr", type=float, default=5e-5)
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -44,7 +46,8 @@ def main() -> int:
     out: dict = {"pretraining": None, "rows": []}
     if not (encoder / "config.json").is_file():
         info = pretrain(train["text"].tolist(), encoder,
-                        PretrainConfig(epochs=args.pretrain_epochs, max_length=64, whole_word_masking=True),
+                        PretrainConfig(epochs=args.pretrain_epochs, lr=args.pretrain_lr, max_length=64,
+                                       whole_word_masking=True),
                         progress=False)
         print(f"pretrained on {info['texts']} texts: MLM loss {info['first_loss']} -> {info['last_loss']} "
               f"in {info['seconds']:.0f} s", flush=True)

@@ -21,7 +21,7 @@ from lmworks import TextClassifier  # noqa: E402
 from lmworks.errors import ConfigError  # noqa: E402
 from lmworks.federated import FederatedConfig, dirichlet_split  # noqa: E402
 
-LOCAL = ["--lr", "3e-3", "--batch-size", "16", "--max-length", "32", "--local-epochs", "1"]
+LOCAL = ["--optimizer", "adamw", "--lr", "3e-3", "--batch-size", "16", "--max-length", "32", "--local-epochs", "1"]
 
 
 def write(path: Path, texts, labels) -> Path:

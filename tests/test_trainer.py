@@ -185,3 +185,45 @@ def test_freeze_embeddings_keeps_the_vocabulary_matrix_and_trains_the_rest(tiny_
     assert changed  # the rest of the encoder did train
     with pytest.raises(ConfigError, match="frozen embeddings"):
         TrainConfig(adversarial="fgm", freeze_embeddings=True)
+
+
+def test_sgd_optimizer_steps_in_proportion_to_the_gradient():
+    """SGD (the federated clients' optimiser): one step moves the head by -lr * grad, unlike AdamW."""
+    from lmworks.errors import ConfigError
+    from lmworks.training.trainer import make_optimizer
+
+    ids, y = data(32)
+    torch.manual_seed(0)
+    net = Bag()
+    net.drop.p = 0.0
+    cfg = config(optimizer="sgd", lr=0.1, batch_size=32, epochs=1, eval_every=0, max_grad_norm=0, warmup_ratio=0.0,
+                 weight_decay=0.0)
+    assert isinstance(make_optimizer(net, cfg), torch.optim.SGD)
+    assert isinstance(make_optimizer(net, config()), torch.optim.AdamW)
+    before = net.head.weight.detach().clone()
+    from lmworks.training.batching import pad_batch
+
+    batch = pad_batch(ids, 0)
+    nn.CrossEntropyLoss()(net(*batch), y).backward()
+    grad = net.head.weight.grad.detach().clone()
+    net.zero_grad()
+    Trainer(net, cfg, loss_fn=nn.CrossEntropyLoss(), progress=False).train(ids, y, pad_id=0)
+    torch.testing.assert_close(net.head.weight, before - 0.1 * grad, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ConfigError, match="optimizer"):
+        TrainConfig(optimizer="lion")
+
+
+def test_logit_adjustment_trains_against_the_label_prior():
+    from lmworks.training.losses import log_prior, logit_adjusted
+
+    targets = np.array([0] * 98 + [1] * 2)
+    prior = np.exp(log_prior(targets, 3))
+    assert prior == pytest.approx([99 / 103, 3 / 103, 1 / 103])  # add-one: the unseen class stays finite
+    loss = logit_adjusted(nn.CrossEntropyLoss(), targets, 3)
+    neutral = torch.zeros(1, 3)
+    # with neutral logits the majority class is already "explained" by the prior: little loss, little gradient
+    assert loss(neutral, torch.tensor([0])) < 0.05 < loss(neutral, torch.tensor([1]))
+    from lmworks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="single-label"):
+        TrainConfig(logit_adjustment=True, multi_label=True)

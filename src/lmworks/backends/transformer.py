@@ -99,7 +99,7 @@ class TransformerBackend(Backend):
         import torch
 
         from ..training.batching import tokenize
-        from ..training.losses import make_loss
+        from ..training.losses import logit_adjusted, make_loss
         from ..training.trainer import Trainer, torch_threads
 
         if self.network is None:
@@ -112,8 +112,11 @@ class TransformerBackend(Backend):
             balanced=ClassWeighting(config.class_weights) is ClassWeighting.BALANCED,
         )
         loss_fn: Callable[..., Any] = base_loss
+        if config.logit_adjustment:
+            loss_fn = logit_adjusted(base_loss, targets, n_labels)
+        inner = loss_fn
         if regulariser is not None:
-            loss_fn = lambda logits, y: base_loss(logits, y) + regulariser()  # noqa: E731
+            loss_fn = lambda logits, y: inner(logits, y) + regulariser()  # noqa: E731
         eval_fn = None
         if eval_ids is not None and score_fn is not None:
             eval_fn = lambda net: score_fn(self._proba(eval_ids))  # noqa: E731

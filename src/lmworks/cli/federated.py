@@ -30,10 +30,16 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dp-clipping-norm", type=float, default=d.dp_clipping_norm,
                    help=f"clip each client update to this L2 norm under DP (default: {d.dp_clipping_norm})")
     g.add_argument("--round-timeout", type=float, help="seconds a round waits for clients (default: no limit)")
+    g.add_argument("--eval-every", type=positive_int, default=d.eval_every,
+                   help="score the global model on the held-out data every N rounds and after the last (default: 1)")
     m = p.add_argument_group("model and local training (sent to every client)")
     m.add_argument("--model", default=t.model, help=f"encoder name or directory (default: {t.model})")
     m.add_argument("--head", default=t.head, choices=["mean", "cls"], help=f"classification head (default: {t.head})")
+    m.add_argument("--optimizer", default=t.optimizer, choices=["sgd", "adamw"],
+                   help=f"local optimiser (default: {t.optimizer}; AdamW lets one-class clients pull too hard)")
     m.add_argument("--lr", type=float, default=t.lr, help=f"peak local learning rate (default: {t.lr:g})")
+    m.add_argument("--head-lr-multiplier", type=float, default=t.head_lr_multiplier,
+                   help=f"the new head learns this many times faster (default: {t.head_lr_multiplier:g})")
     m.add_argument("--batch-size", type=positive_int, default=t.batch_size, help=f"default: {t.batch_size}")
     m.add_argument("--max-length", type=positive_int, default=t.max_length, help=f"default: {t.max_length}")
     m.add_argument("--freeze-embeddings", action="store_true",
@@ -57,13 +63,14 @@ def _config(args: argparse.Namespace):
             return FederatedConfig(**raw, train=train)
         except (OSError, ValueError, TypeError, KeyError) as err:
             raise ConfigError(f"{args.config_json}: not a federation config ({err})") from None
-    train = default_local_training().replace(model=args.model, head=args.head, lr=args.lr, batch_size=args.batch_size,
+    train = default_local_training().replace(model=args.model, head=args.head, optimizer=args.optimizer, lr=args.lr,
+                                             head_lr_multiplier=args.head_lr_multiplier, batch_size=args.batch_size,
                                              max_length=args.max_length, freeze_embeddings=args.freeze_embeddings,
                                              seed=args.seed)
     return FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, min_clients=args.min_clients,
                            fraction_fit=args.fraction_fit, proximal_mu=args.proximal_mu, lr_decay=args.lr_decay,
                            dp_noise_multiplier=args.dp_noise_multiplier, dp_clipping_norm=args.dp_clipping_norm,
-                           round_timeout=args.round_timeout, train=train)
+                           round_timeout=args.round_timeout, eval_every=args.eval_every, train=train)
 
 
 def register(sub) -> None:

@@ -108,7 +108,8 @@ def run_server(
     def evaluate(server_round: int, arrays: list[np.ndarray], _cfg: dict) -> tuple[float, dict] | None:
         model.set_arrays(arrays)
         metrics = None
-        if eval_texts is not None and eval_labels is not None:
+        due = server_round % config.eval_every == 0 or server_round == config.rounds
+        if eval_texts is not None and eval_labels is not None and due:
             metrics = model.classifier().evaluate(list(eval_texts), [str(y) for y in eval_labels])
             LOGGER.info("round %d/%d: held-out accuracy %.4f, macro-F1 %.4f", server_round, config.rounds,
                         metrics["accuracy"], metrics["macro_f1"])

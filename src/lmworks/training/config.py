@@ -83,6 +83,18 @@ class TrainConfig:
         Torch intra-op threads; ``None`` uses the CPUs this process may run on.
     log_every:
         Write a training-loss line to the metrics log every this many steps.
+    logit_adjustment:
+        Train against the training data's label prior: the loss sees ``logits + log(prior)``
+        (Menon et al. 2021), so the model's own logits score the evidence as if the classes
+        were balanced. Federated clients use it (FedLC, Zhang et al. 2022): each client's
+        rows have their own label mix, and without it every client pulls the shared model
+        towards its own majority class. Single-label only.
+    optimizer:
+        ``adamw`` (default) or ``sgd`` (momentum 0.9, for which ``lr`` is typically
+        100-1000x larger). Federated clients use SGD: Adam moves every weight by about
+        ``lr`` per step however small its gradient, so a client whose rows are nearly all
+        one class keeps pushing the shared model as hard as one with informative data;
+        SGD's steps shrink with the client's loss, which is what FedAvg assumes.
     freeze_embeddings:
         Keep the pretrained word embeddings fixed. Words seen in training then stay
         in the same space as words only seen at prediction time, and the optimiser
@@ -115,6 +127,8 @@ class TrainConfig:
     seed: int = 42
     num_threads: int | None = None
     log_every: int = 20
+    logit_adjustment: bool = False
+    optimizer: str = "adamw"
     freeze_embeddings: bool = False
     adversarial: str = "none"
     adv_epsilon: float = 1.0
@@ -160,6 +174,10 @@ class TrainConfig:
             raise ConfigError(f"unknown adversarial method {self.adversarial!r}: choose {', '.join(METHODS)}")
         if self.adversarial != "none" and (self.adv_epsilon <= 0 or self.adv_steps < 1):
             raise ConfigError("adv_epsilon must be > 0 and adv_steps >= 1")
+        if self.logit_adjustment and self.multi_label:
+            raise ConfigError("logit_adjustment is for single-label data")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose adamw or sgd")
         if self.adversarial != "none" and self.freeze_embeddings:
             raise ConfigError("--adversarial perturbs the word embeddings: it cannot be combined with "
                               "frozen embeddings")

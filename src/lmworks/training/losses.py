@@ -29,3 +29,15 @@ def make_loss(targets: np.ndarray, n_labels: int, *, multi_label: bool, balanced
         return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     weight = torch.tensor(balanced_class_weights(targets, n_labels), dtype=torch.float32) if balanced else None
     return nn.CrossEntropyLoss(weight=weight)
+
+
+def log_prior(targets: np.ndarray, n_labels: int) -> np.ndarray:
+    """Log of the add-one smoothed label frequencies (an unseen class gets a small, finite prior)."""
+    counts = np.bincount(np.asarray(targets, dtype=int), minlength=n_labels).astype(float)
+    return np.log((counts + 1.0) / (counts.sum() + n_labels))
+
+
+def logit_adjusted(loss: nn.Module, targets: np.ndarray, n_labels: int):
+    """``loss(logits + log_prior, y)``: logit-adjusted training (Menon et al. 2021)."""
+    offset = torch.tensor(log_prior(targets, n_labels), dtype=torch.float32)
+    return lambda logits, y: loss(logits + offset, y)

@@ -166,6 +166,14 @@ def _param_groups(network: nn.Module, config: TrainConfig) -> list[dict[str, Any
     ]
 
 
+def make_optimizer(network: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (default) or SGD with momentum 0.9, over the parameter groups of :func:`_param_groups`."""
+    groups = _param_groups(network, config)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
 class Trainer:
     """Fine-tune ``network`` on pre-tokenised inputs.
 
@@ -280,7 +288,7 @@ class Trainer:
         warmup = int(cfg.warmup_ratio * total_steps)
         if cfg.freeze_embeddings and hasattr(net, "input_embeddings"):
             net.input_embeddings().weight.requires_grad_(False)  # type: ignore[operator]
-        optimizer = torch.optim.AdamW(_param_groups(net, cfg), lr=cfg.lr)
+        optimizer = make_optimizer(net, cfg)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: linear_warmup_decay(s, warmup_steps=warmup, total_steps=total_steps)
         )
