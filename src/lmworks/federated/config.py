@@ -55,8 +55,8 @@ class FederatedConfig:
         Local training settings (encoder, head, lr, batch size, max length, seed...).
     """
 
-    rounds: int = 4
-    local_epochs: float = 0.5
+    rounds: int = 10
+    local_epochs: float = 0.2
     min_clients: int = 2
     fraction_fit: float = 1.0
     proximal_mu: float = 0.0
