@@ -102,6 +102,7 @@ def simulate(
                               stdout=server_log, stderr=subprocess.STDOUT)
     clients: list[subprocess.Popen] = []
     logs = []
+    _exit_on_sigterm()  # so the finally below stops the server and clients, not only Ctrl-C
     try:
         _wait_listening(port, server, timeout=300)
         for i in range(n_clients):
@@ -138,6 +139,14 @@ def simulate(
     rounds = [json.loads(line) for line in (Path(output) / LOG_FILE).read_text().splitlines() if line.strip()]
     return {"clients": shard_info, "rounds": rounds, "final": rounds[-1].get("eval") if rounds else None,
             "workdir": str(work), "address": address}
+
+
+def _exit_on_sigterm() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _show_progress(log_file: Path, shown: int, total: int) -> int:
