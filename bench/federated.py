@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--proximal-mu", type=float, default=0.0)
     parser.add_argument("--optimizer", default=None, help="local optimiser (default: the federation default)")
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--head-lr-multiplier", type=float, default=None)
+    parser.add_argument("--no-logit-adjustment", action="store_true")
     parser.add_argument("--eval-every", type=int, default=1, help="server scores on dev every N rounds")
     parser.add_argument("--seed", type=int, default=42, help="training seed")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the Dirichlet split")
@@ -62,6 +64,10 @@ def main() -> None:
         config.train = config.train.replace(optimizer=args.optimizer)
     if args.lr:
         config.train = config.train.replace(lr=args.lr)
+    if args.head_lr_multiplier:
+        config.train = config.train.replace(head_lr_multiplier=args.head_lr_multiplier)
+    if args.no_logit_adjustment:
+        config.train = config.train.replace(logit_adjustment=False)
     total_epochs = args.rounds * args.local_epochs
     plain = dict(epochs=total_epochs, blend="none", eval_fraction=0.0, patience=0, seed=args.seed)
     rows: list[dict] = []

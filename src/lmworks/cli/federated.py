@@ -42,6 +42,8 @@ def _training_options(p: argparse.ArgumentParser) -> None:
                    help=f"the new head learns this many times faster (default: {t.head_lr_multiplier:g})")
     m.add_argument("--batch-size", type=positive_int, default=t.batch_size, help=f"default: {t.batch_size}")
     m.add_argument("--max-length", type=positive_int, default=t.max_length, help=f"default: {t.max_length}")
+    m.add_argument("--no-logit-adjustment", dest="logit_adjustment", action="store_false",
+                   help="train clients without logit adjustment (for clients whose label mixes are alike)")
     m.add_argument("--freeze-embeddings", action="store_true",
                    help="keep the word embeddings fixed: they are never sent, which halves MiniLM's traffic")
     m.add_argument("--seed", type=int, default=t.seed, help=f"default: {t.seed}")
@@ -64,7 +66,8 @@ def _config(args: argparse.Namespace):
         except (OSError, ValueError, TypeError, KeyError) as err:
             raise ConfigError(f"{args.config_json}: not a federation config ({err})") from None
     train = default_local_training().replace(model=args.model, head=args.head, optimizer=args.optimizer, lr=args.lr,
-                                             head_lr_multiplier=args.head_lr_multiplier, batch_size=args.batch_size,
+                                             head_lr_multiplier=args.head_lr_multiplier,
+                                             logit_adjustment=args.logit_adjustment, batch_size=args.batch_size,
                                              max_length=args.max_length, freeze_embeddings=args.freeze_embeddings,
                                              seed=args.seed)
     return FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, min_clients=args.min_clients,
