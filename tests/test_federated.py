@@ -281,3 +281,18 @@ def test_server_averages_by_examples_and_drops_updates_from_another_model():
                                            result(100.0, 1000, "theirs")], [])
     assert parameters_to_ndarrays(params)[0] == pytest.approx(np.full(3, (10 * 1.0 + 30 * 4.0) / 40))
     assert seen == [(2, 1)]
+
+
+def test_simulate_with_flower_differential_privacy(tmp_path, tiny_encoder):
+    """--dp-noise-multiplier wraps the strategy in Flower's server-side fixed-clipping DP."""
+    write(tmp_path / "train.jsonl", *make_sentiment(120, seed=1))
+    write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
+         str(tmp_path / "test.jsonl"), "--clients", "2", "--rounds", "1", "--model", str(tiny_encoder), *LOCAL,
+         "--client-threads", "1", "--dp-noise-multiplier", "0.5", "--dp-clipping-norm", "2", "--output",
+         str(tmp_path / "dp")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = TextClassifier.load(tmp_path / "dp").meta_["train_info"]["federated"]
+    assert recorded["dp_noise_multiplier"] == 0.5 and recorded["dp_clipping_norm"] == 2.0
+    assert recorded["rounds_done"] == 1
