@@ -139,8 +139,6 @@ def run_server(args: argparse.Namespace) -> int:
     from ..federated.server import run_server as serve
 
     config = _config(args)
-    if not args.config_json:
-        config.min_clients = args.min_clients
     if args.output:
         from ..model_dir import check_output_dir
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,7 @@ def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "c
             if model is not None:
                 train = train.replace(model=model)
             federated = FederatedModel(server_labels, train.replace(num_threads=num_threads))
-            theirs, ours = str(config["fingerprint"]), federated.fingerprint()
+            theirs, ours = str(config["fingerprint"]), federated.fingerprint
             if theirs != ours:
                 raise FederationError(
                     f"this client's model ({train.model}, fingerprint {ours}) differs from the server's "
@@ -89,7 +89,7 @@ def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "c
                         self.rounds_total, len(texts), info["train_seconds"], info["mean_loss"])
             # What leaves this process: the weights, the example count, two numbers and the fingerprint.
             metrics = {"loss": float(info["mean_loss"]), "train_seconds": float(info["train_seconds"]),
-                       "fingerprint": self.model.fingerprint()}
+                       "fingerprint": self.model.fingerprint}
             return self.model.get_arrays(), len(texts), metrics
 
         def evaluate(self, parameters, config):
@@ -121,7 +121,7 @@ def run_client(
     from .server import quiet_flower
 
     client = make_client(texts, labels, source=source, model=model, num_threads=num_threads, progress=progress)
-    _wait_for_server(address, max_wait)
+    wait_for_server(address, max_wait)
     try:
         with quiet_flower():
             start_client(server_address=address, client=client.to_client(), insecure=True)
@@ -134,14 +134,21 @@ def run_client(
     return {"rounds": client.rounds_done}
 
 
-def _wait_for_server(address: str, max_wait: float) -> None:
-    """Block until ``address`` accepts TCP connections (Flower's gRPC stream does not retry)."""
+def wait_for_server(address: str, max_wait: float, *, exited: Callable[[], int | None] = lambda: None) -> None:
+    """Block until ``address`` accepts TCP connections (Flower's gRPC stream does not retry).
+
+    ``exited()`` (e.g. a server ``Popen.poll``) returning a status stops the wait early.
+    """
     import socket
     import time
 
     host, _, port = address.rpartition(":")
     deadline = time.monotonic() + max_wait
     while True:
+        status = exited()
+        if status is not None:
+            raise ServerLost(f"the federated server at {address} exited with status {status} before "
+                             "accepting clients")
         try:
             with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2):
                 return

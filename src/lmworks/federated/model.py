@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ class FederatedModel:
 
     Parties exchange the trainable tensors in :attr:`names` order. Frozen word
     embeddings (``freeze_embeddings``) stay home: every party loads the same ones from
-    its local encoder files, which the :meth:`fingerprint` checks.
+    its local encoder files, which the :attr:`fingerprint` checks.
     """
 
     def __init__(self, labels: Sequence[str], config: TrainConfig) -> None:
@@ -42,6 +43,7 @@ class FederatedModel:
         self.names = [n for n, _ in self._params]
 
     # -- identity -------------------------------------------------------------------
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Hash of what must agree between server and client for averaging to make sense.
 

@@ -88,7 +88,7 @@ def run_server(
             raise DataError(f"eval data has label(s) {unknown} that are not among the federation's labels {labels}")
     out_dir = Path(output) if output is not None else None
     model = FederatedModel(labels, config.train)
-    fingerprint = model.fingerprint()
+    fingerprint = model.fingerprint
     LOGGER.info("federated server on %s: %s with labels %s, %d round(s), model %s", address, config.train.model,
                 labels, config.rounds, fingerprint)
     log: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmworksError
+from .client import ServerLost, wait_for_server
 from .config import FederatedConfig
 from .server import LOG_FILE
 from .split import dirichlet_split
@@ -27,19 +28,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LmworksError(f"the federated server exited with status {proc.returncode} before clients joined")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise LmworksError(f"the federated server did not listen on port {port} within {timeout:.0f} s")
 
 
 def _write_jsonl(path: Path, texts: Sequence[str], labels: Sequence[str]) -> Path:
@@ -104,7 +92,10 @@ def simulate(
     logs = []
     _exit_on_sigterm()  # so the finally below stops the server and clients, not only Ctrl-C
     try:
-        _wait_listening(port, server, timeout=300)
+        try:
+            wait_for_server(address, 300, exited=server.poll)
+        except ServerLost as err:
+            raise LmworksError(f"{err}: {_tail(work / 'server.log')}") from None
         for i in range(n_clients):
             log = open(work / f"client_{i}.log", "w", encoding="utf-8")
             logs.append(log)
