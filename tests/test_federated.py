@@ -98,6 +98,48 @@ def test_round_training_decays_lr_over_rounds_and_varies_the_seed():
         FederatedConfig(train=config.train.replace(model="tfidf"))
 
 
+def test_local_steps_give_every_client_the_same_number_of_steps(tiny_encoder):
+    from lmworks.federated.model import FederatedModel
+
+    config = FederatedConfig(rounds=2, local_steps=3, server_momentum=0.9)
+    round_cfg = config.round_training(1)
+    assert round_cfg.max_steps == 3 and round_cfg.warmup_ratio == 0.0
+    with pytest.raises(ConfigError, match="FedProx"):
+        FederatedConfig(proximal_mu=0.1, server_momentum=0.9)
+    with pytest.raises(ConfigError, match="server_momentum"):
+        FederatedConfig(server_momentum=1.0)
+    # a small and a large shard both take exactly 3 optimiser steps
+    train = round_cfg.replace(model=str(tiny_encoder), batch_size=8, max_length=32, num_threads=1)
+    model = FederatedModel(["neg", "pos"], train)
+    for n in (20, 200):
+        texts, labels = make_sentiment(n, seed=n)
+        targets = np.asarray([["neg", "pos"].index(y) for y in labels])
+        assert model.train(texts, targets, train)["steps"] == 3
+
+
+def test_server_momentum_applies_fedavgm_to_the_averaged_update():
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server.strategy import FedAvgM
+
+    from lmworks.federated.server import _strategy_class
+
+    strategy = _strategy_class(FedAvgM)(fingerprint="ours", on_round=lambda *a: None, server_momentum=0.5,
+                                        server_learning_rate=1.0,
+                                        initial_parameters=ndarrays_to_parameters([np.zeros(2, np.float32)]))
+
+    class Proxy:
+        cid = "client"
+
+    def result(value: float):
+        return Proxy(), FitRes(Status(Code.OK, ""), ndarrays_to_parameters([np.full(2, value, np.float32)]), 10,
+                               {"fingerprint": "ours", "loss": 0.5})
+
+    first, _ = strategy.aggregate_fit(1, [result(1.0), result(3.0)], [])  # average update +2
+    assert parameters_to_ndarrays(first)[0] == pytest.approx([2.0, 2.0])
+    second, _ = strategy.aggregate_fit(2, [result(3.0), result(3.0)], [])  # update +1, momentum 0.5 * 2
+    assert parameters_to_ndarrays(second)[0] == pytest.approx([4.0, 4.0])
+
+
 # -- real processes --------------------------------------------------------------------------
 def test_simulate_runs_server_and_clients_as_processes(tmp_path, tiny_encoder):
     """The acceptance path: one command, non-IID split, N real client processes, a global model."""
@@ -283,16 +325,18 @@ def test_server_averages_by_examples_and_drops_updates_from_another_model():
     assert seen == [(2, 1)]
 
 
-def test_simulate_with_flower_differential_privacy(tmp_path, tiny_encoder):
-    """--dp-noise-multiplier wraps the strategy in Flower's server-side fixed-clipping DP."""
+def test_simulate_with_flower_differential_privacy_and_server_momentum(tmp_path, tiny_encoder):
+    """--dp-noise-multiplier wraps the strategy (here FedAvgM) in Flower's server-side fixed-clipping DP."""
     write(tmp_path / "train.jsonl", *make_sentiment(120, seed=1))
     write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
     proc = subprocess.run(
         [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
          str(tmp_path / "test.jsonl"), "--clients", "2", "--rounds", "1", "--model", str(tiny_encoder), *LOCAL,
-         "--client-threads", "1", "--dp-noise-multiplier", "0.5", "--dp-clipping-norm", "2", "--output",
+         "--client-threads", "1", "--dp-noise-multiplier", "0.5", "--dp-clipping-norm", "2",
+         "--local-steps", "2", "--server-momentum", "0.5", "--output",
          str(tmp_path / "dp")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     recorded = TextClassifier.load(tmp_path / "dp").meta_["train_info"]["federated"]
     assert recorded["dp_noise_multiplier"] == 0.5 and recorded["dp_clipping_norm"] == 2.0
+    assert recorded["local_steps"] == 2 and recorded["server_momentum"] == 0.5
     assert recorded["rounds_done"] == 1

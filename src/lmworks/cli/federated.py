@@ -19,6 +19,13 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rounds", type=positive_int, default=d.rounds, help=f"federated rounds (default: {d.rounds})")
     g.add_argument("--local-epochs", type=float, default=d.local_epochs,
                    help=f"passes over its own data each client makes per round (default: {d.local_epochs})")
+    g.add_argument("--local-steps", type=int, default=d.local_steps,
+                   help="instead of --local-epochs, every client takes exactly this many optimiser steps per round: "
+                   "equal work per client keeps a large one-sided client from dominating (default: off)")
+    g.add_argument("--server-momentum", type=float, default=d.server_momentum,
+                   help="FedAvgM: momentum the server applies to the averaged update across rounds (default: 0)")
+    g.add_argument("--server-lr", type=float, default=d.server_lr,
+                   help="FedAvgM: server learning rate on the averaged update (default: 1)")
     g.add_argument("--fraction-fit", type=float, default=d.fraction_fit,
                    help="share of connected clients trained each round (default: 1)")
     g.add_argument("--proximal-mu", type=float, default=d.proximal_mu,
@@ -70,7 +77,8 @@ def _config(args: argparse.Namespace):
                                              logit_adjustment=args.logit_adjustment, batch_size=args.batch_size,
                                              max_length=args.max_length, freeze_embeddings=args.freeze_embeddings,
                                              seed=args.seed)
-    return FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, min_clients=args.min_clients,
+    return FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, local_steps=args.local_steps,
+                           server_momentum=args.server_momentum, server_lr=args.server_lr, min_clients=args.min_clients,
                            fraction_fit=args.fraction_fit, proximal_mu=args.proximal_mu, lr_decay=args.lr_decay,
                            dp_noise_multiplier=args.dp_noise_multiplier, dp_clipping_norm=args.dp_clipping_norm,
                            round_timeout=args.round_timeout, eval_every=args.eval_every, train=train)

@@ -32,6 +32,17 @@ class FederatedConfig:
     local_epochs:
         Passes over its own data each client makes per round. Fewer local steps per
         round keep non-IID clients from drifting apart (FedAvg's main failure mode).
+    local_steps:
+        When > 0, every client takes exactly this many optimiser steps per round instead
+        of ``local_epochs`` passes. Equal steps make the example-weighted average an
+        estimate of the centralised gradient step (FedAvg approaches large-batch SGD as
+        local work shrinks); with epoch shares, a large client takes more steps *and* gets
+        more weight, so its label mix dominates.
+    server_momentum, server_lr:
+        Server-side momentum (FedAvgM, Hsu et al. 2019): the server treats the averaged
+        update as a gradient and applies SGD with momentum to it. A client's own
+        momentum starts from zero every round, so short rounds lose it; the server keeps
+        it across rounds (0 = plain FedAvg).
     min_clients:
         The server waits for this many clients and samples at least this many per round.
     fraction_fit:
@@ -57,6 +68,9 @@ class FederatedConfig:
 
     rounds: int = 10
     local_epochs: float = 0.2
+    local_steps: int = 0
+    server_momentum: float = 0.0
+    server_lr: float = 1.0
     min_clients: int = 2
     fraction_fit: float = 1.0
     proximal_mu: float = 0.0
@@ -72,6 +86,12 @@ class FederatedConfig:
             raise ConfigError(f"rounds must be >= 1, got {self.rounds}")
         if not self.local_epochs > 0:
             raise ConfigError(f"local_epochs must be > 0, got {self.local_epochs}")
+        if self.local_steps < 0:
+            raise ConfigError(f"local_steps must be >= 0, got {self.local_steps}")
+        if not 0 <= self.server_momentum < 1 or not self.server_lr > 0:
+            raise ConfigError("server_momentum must be in [0, 1) and server_lr > 0")
+        if self.proximal_mu > 0 and self.server_optimizer:
+            raise ConfigError("FedProx (proximal_mu) does not combine with server momentum/learning rate")
         if self.eval_every < 1:
             raise ConfigError(f"eval_every must be >= 1, got {self.eval_every}")
         if self.min_clients < 1:
@@ -87,13 +107,19 @@ class FederatedConfig:
         if self.train.multi_label:
             raise ConfigError("federated training supports single-label data only")
 
+    @property
+    def server_optimizer(self) -> bool:
+        """Whether the server applies momentum or a learning rate to the averaged update."""
+        return self.server_momentum > 0 or self.server_lr != 1.0
+
     def round_training(self, server_round: int) -> TrainConfig:
         """The local training settings clients use in ``server_round`` (1-based)."""
         lr = self.train.lr
         if self.lr_decay:
             lr *= (self.rounds - server_round + 1) / self.rounds
+        steps = {"max_steps": self.local_steps, "warmup_ratio": 0.0} if self.local_steps else {}
         return self.train.replace(epochs=self.local_epochs, lr=lr, seed=self.train.seed + server_round,
-                                  blend="none", eval_fraction=0.0)
+                                  blend="none", eval_fraction=0.0, **steps)
 
     def to_dict(self) -> dict:
         """Plain-JSON form (recorded with the global model)."""

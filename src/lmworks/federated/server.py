@@ -20,7 +20,7 @@ LOG_FILE = "federated_log.jsonl"
 
 
 def _strategy_class(base: type) -> type:
-    """``base`` (FedAvg or FedProx) that drops results from clients running another model."""
+    """``base`` (FedAvg, FedAvgM or FedProx) that drops results from clients running another model."""
 
     class Checked(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, fingerprint: str, on_round: Any, **kwargs: Any) -> None:
@@ -75,7 +75,7 @@ def run_server(
     import flwr
     from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server import ServerConfig
-    from flwr.server.strategy import FedAvg, FedProx
+    from flwr.server.strategy import FedAvg, FedAvgM, FedProx
 
     from ..errors import DataError
 
@@ -133,8 +133,12 @@ def run_server(
         return {"round": server_round, "rounds": config.rounds, "protocol": PROTOCOL, "fingerprint": fingerprint,
                 "labels": json.dumps(labels), "train_config": json.dumps(config.round_training(server_round).to_dict())}
 
-    base = FedProx if config.proximal_mu > 0 else FedAvg
-    extra = {"proximal_mu": config.proximal_mu} if config.proximal_mu > 0 else {}
+    base: type = FedAvg
+    extra: dict[str, float] = {}
+    if config.proximal_mu > 0:
+        base, extra = FedProx, {"proximal_mu": config.proximal_mu}
+    elif config.server_optimizer:
+        base, extra = FedAvgM, {"server_momentum": config.server_momentum, "server_learning_rate": config.server_lr}
     strategy: Any = _strategy_class(base)(
         fingerprint=fingerprint, on_round=record,
         fraction_fit=config.fraction_fit, fraction_evaluate=0.0,

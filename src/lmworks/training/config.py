@@ -37,6 +37,11 @@ class TrainConfig:
         ``mean`` (mean pooling + linear, default) or ``cls`` (stock transformers head).
     epochs:
         Passes over the training data.
+    max_steps:
+        Train for exactly this many optimiser steps instead (0: ``epochs`` decides). A
+        federated round uses it so that every client takes the same number of steps:
+        with a share of an epoch instead, a client with 4x the rows would take 4x the
+        steps *and* get 4x the weight in the average.
     batch_size:
         Texts per optimiser step (before gradient accumulation).
     lr:
@@ -108,6 +113,7 @@ class TrainConfig:
     model: str = "minilm"
     head: str = "mean"
     epochs: float = 2.0
+    max_steps: int = 0
     batch_size: int = 32
     lr: float = 1e-4
     head_lr_multiplier: float = 10.0
@@ -158,6 +164,8 @@ class TrainConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.max_steps < 0:
+            raise ConfigError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.max_length < 8:
             raise ConfigError(f"max_length must be at least 8 tokens, got {self.max_length}")
         if not 0 <= self.eval_fraction < 1:

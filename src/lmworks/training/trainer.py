@@ -284,7 +284,7 @@ class Trainer:
         lengths = [len(x) for x in input_ids]
         batches_per_epoch = math.ceil(len(input_ids) / cfg.batch_size)
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum_steps)
-        total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
         warmup = int(cfg.warmup_ratio * total_steps)
         if cfg.freeze_embeddings and hasattr(net, "input_embeddings"):
             net.input_embeddings().weight.requires_grad_(False)  # type: ignore[operator]
@@ -333,7 +333,7 @@ class Trainer:
             while state.step < total_steps:
                 batches = length_grouped_batches(lengths, cfg.batch_size, seed=cfg.seed + state.epoch)
                 if bar is not None:
-                    bar.set_description(f"epoch {state.epoch + 1}/{math.ceil(cfg.epochs)}")
+                    bar.set_description(f"epoch {state.epoch + 1}/{math.ceil(total_steps / steps_per_epoch)}")
                 pending = 0
                 tick = time.perf_counter()
                 for b_index in range(state.batches_done_in_epoch, len(batches)):
