@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--local-steps", type=int, default=0, help="equal optimiser steps per client per round")
     parser.add_argument("--server-momentum", type=float, default=0.0)
     parser.add_argument("--server-lr", type=float, default=1.0)
+    parser.add_argument("--scaffold", action="store_true", help="SCAFFOLD control variates")
     parser.add_argument("--centralised-epochs", type=float, help="default: rounds x local epochs")
     parser.add_argument("--proximal-mu", type=float, default=0.0)
     parser.add_argument("--optimizer", default=None, help="local optimiser (default: the federation default)")
@@ -62,7 +63,7 @@ def main() -> None:
     data = load_split(args.limit, 13)
     train, dev, test = data["train"], data["dev"], data["test"]
     config = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, local_steps=args.local_steps,
-                             server_momentum=args.server_momentum, server_lr=args.server_lr,
+                             server_momentum=args.server_momentum, server_lr=args.server_lr, scaffold=args.scaffold,
                              proximal_mu=args.proximal_mu, eval_every=args.eval_every)
     config.train = config.train.replace(seed=args.seed)
     if args.optimizer:
@@ -73,6 +74,7 @@ def main() -> None:
         config.train = config.train.replace(head_lr_multiplier=args.head_lr_multiplier)
     if args.no_logit_adjustment:
         config.train = config.train.replace(logit_adjustment=False)
+    config.__post_init__()  # re-check the combination after the overrides
     total_epochs = args.centralised_epochs or args.rounds * args.local_epochs
     plain = dict(epochs=total_epochs, blend="none", eval_fraction=0.0, patience=0, seed=args.seed)
     rows: list[dict] = []
@@ -91,13 +93,15 @@ def main() -> None:
         sizes = [c["rows"] for c in result["clients"]]
         by_round = {r["round"]: round(r["eval"]["accuracy"], 4) for r in result["rounds"] if "eval" in r}
         shares = [max(c["labels"].values()) / c["rows"] for c in result["clients"]]
-        rows.append({"method": f"federated FedAvg{'+prox' if args.proximal_mu else ''}, {args.clients} clients, "
+        method = "FedAvg" + ("+prox" if args.proximal_mu else "") + ("+SCAFFOLD" if args.scaffold else "")
+        rows.append({"method": f"federated {method}, {args.clients} clients, "
                                f"alpha={args.alpha:g}", **score(TextClassifier.load(out)), "wall_s": wall,
                      "notes": f"{args.rounds} rounds x "
                               + (f"{args.local_steps} local steps" if args.local_steps else
                                  f"{args.local_epochs:g} local epochs")
                               + (f", server momentum {args.server_momentum:g} lr {args.server_lr:g}"
                                  if args.server_momentum or args.server_lr != 1 else "")
+                              + ("; SCAFFOLD" if args.scaffold else "")
                               + f"; LA {not args.no_logit_adjustment}; shard sizes {sizes}; "
                               f"majority-label share per client {[round(s, 2) for s in shares]}; dev accuracy by "
                               f"round {by_round}"})

@@ -26,7 +26,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, (json.loads(overrides) if overrides else {})
 
 
-def run(data, overrides: dict, seed: int) -> dict:
+def run(data, overrides: dict, seed: int, probs_dir: Path | None = None, name: str = "") -> dict:
     from sklearn.metrics import accuracy_score
 
     from lmworks import TextClassifier
@@ -40,6 +40,23 @@ def run(data, overrides: dict, seed: int) -> dict:
     primary = getattr(backend, "primary", backend)
     alone = accuracy_score(data["test"].labels, clf.decide(primary.predict_proba(data["test"].texts)))
     info = clf.train_info_
+    if probs_dir is not None:
+        # Both models' dev and test probabilities, so blending rules can be compared offline.
+        import numpy as np
+
+        from lmworks.backends.tfidf import TfidfBackend
+
+        # TF-IDF is deterministic and trains in seconds: fit it here whatever weight dev chose.
+        secondary = TfidfBackend()
+        secondary.fit(data["train"].texts, np.array([clf.labels_.index(x) for x in data["train"].labels]),
+                      labels=clf.labels_, config=clf.config, eval_texts=None, score_fn=None)
+        probs_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(probs_dir / f"{name}-seed{seed}.npz", labels=np.array(clf.labels_),
+                 dev_y=np.array([clf.labels_.index(x) for x in data["dev"].labels]),
+                 test_y=np.array([clf.labels_.index(x) for x in data["test"].labels]),
+                 dev_enc=primary.predict_proba(data["dev"].texts), test_enc=primary.predict_proba(data["test"].texts),
+                 dev_tfidf=secondary.predict_proba(data["dev"].texts),
+                 test_tfidf=secondary.predict_proba(data["test"].texts))
     return {"seed": seed, "test_accuracy": blended, "encoder_alone": alone,
             "blend_weight": (info.get("blend") or {}).get("weight"),
             "samples_per_s": info.get("samples_per_second"), "wall_s": wall}
@@ -52,6 +69,8 @@ def main() -> None:
                         help='NAME or NAME={"option": value} (TrainConfig fields); repeatable')
     parser.add_argument("--split-seed", type=int, default=13)
     parser.add_argument("--jsonl", type=Path, help="append each finished run here")
+    parser.add_argument("--probs", type=Path, help="save dev/test probabilities of the encoder and TF-IDF "
+                        "per run here (NAME-seedN.npz)")
     args = parser.parse_args()
     variants = [parse_variant(v) for v in (args.variant or ["default"])]
 
@@ -61,7 +80,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for name, overrides in variants:
         for seed in args.seeds:
-            row = {"variant": name, "overrides": overrides, **run(data, overrides, seed)}
+            row = {"variant": name, "overrides": overrides, **run(data, overrides, seed, args.probs, name)}
             results.setdefault(name, []).append(row)
             print(json.dumps(row), flush=True)
             if args.jsonl:

@@ -140,6 +140,41 @@ def test_server_momentum_applies_fedavgm_to_the_averaged_update():
     assert parameters_to_ndarrays(second)[0] == pytest.approx([4.0, 4.0])
 
 
+def test_scaffold_step_distance_matches_torch_sgd_with_momentum_and_schedule():
+    """Option II divides the distance moved by this coefficient: it must be what SGD really does."""
+    import torch
+
+    from lmworks.federated.scaffold import unit_step_distance, updated_control
+    from lmworks.training.schedule import linear_warmup_decay
+
+    assert unit_step_distance([1.0, 1.0], 0.0) == 2.0
+    assert unit_step_distance([1.0, 1.0], 0.9) == pytest.approx(2.9)
+    steps, lr = 6, 0.03
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([w], lr=lr, momentum=0.9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, warmup_steps=0, total_steps=steps))
+    for _ in range(steps):
+        opt.zero_grad()
+        (-2.0 * w).sum().backward()  # gradient -2 everywhere
+        opt.step()
+        sched.step()
+    factors = [linear_warmup_decay(s, warmup_steps=0, total_steps=steps) for s in range(steps)]
+    coef = unit_step_distance([lr * f for f in factors], 0.9)
+    np.testing.assert_allclose(w.detach().numpy(), 2.0 * coef, rtol=1e-5)
+    # option II recovers the (constant) local gradient from the move: c_i+ = c_i - c + (x - y)/coef
+    x, y = [np.zeros(3, np.float32)], [w.detach().numpy()]
+    zero = [np.zeros(3, np.float32)]
+    np.testing.assert_allclose(updated_control(x, y, zero, zero, [coef])[0], -2.0, rtol=1e-5)
+
+
+def test_scaffold_config_combinations():
+    with pytest.raises(ConfigError, match="SCAFFOLD"):
+        FederatedConfig(scaffold=True, server_momentum=0.9)
+    with pytest.raises(ConfigError, match="SGD"):
+        FederatedConfig(scaffold=True, train=FederatedConfig().train.replace(optimizer="adamw"))
+    assert FederatedConfig(scaffold=True).scaffold
+
+
 # -- real processes --------------------------------------------------------------------------
 def test_simulate_runs_server_and_clients_as_processes(tmp_path, tiny_encoder):
     """The acceptance path: one command, non-IID split, N real client processes, a global model."""
@@ -340,3 +375,24 @@ def test_simulate_with_flower_differential_privacy_and_server_momentum(tmp_path,
     assert recorded["dp_noise_multiplier"] == 0.5 and recorded["dp_clipping_norm"] == 2.0
     assert recorded["local_steps"] == 2 and recorded["server_momentum"] == 0.5
     assert recorded["rounds_done"] == 1
+
+
+def test_simulate_with_scaffold_exchanges_weights_and_control_variates(tmp_path, tiny_encoder):
+    write(tmp_path / "train.jsonl", *make_sentiment(160, seed=1))
+    write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
+         str(tmp_path / "test.jsonl"), "--clients", "2", "--rounds", "2", "--model", str(tiny_encoder),
+         "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "16", "--max-length", "32", "--local-steps", "3",
+         "--scaffold", "--no-logit-adjustment", "--client-threads", "1", "--output", str(tmp_path / "sc"),
+         "--json", str(tmp_path / "result.json")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    n_weights = len(TextClassifier.load(tmp_path / "sc").backend_.network.state_dict())
+    for entry in result["rounds"]:
+        assert len(entry["clients"]) == 2
+        for client in entry["clients"]:
+            shapes = client["arrays"]
+            assert len(shapes) % 2 == 0 and shapes[: len(shapes) // 2] == shapes[len(shapes) // 2:]
+            assert len(shapes) // 2 <= n_weights  # weights, then one control variate per weight
+    assert TextClassifier.load(tmp_path / "sc").meta_["train_info"]["federated"]["scaffold"] is True

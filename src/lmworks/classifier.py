@@ -278,5 +278,5 @@ def _as_label_names(labels: Sequence[Any], multi_label: bool) -> list[Any]:
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of a metrics dict, for the training log."""
-    keys = ("accuracy", "macro_f1", "weighted_f1", "micro_f1", "ece", "n")
+    keys = ("accuracy", "macro_f1", "weighted_f1", "micro_f1", "ece", "log_loss", "n")
     return {k: round(metrics[k], 6) if isinstance(metrics[k], float) else metrics[k] for k in keys if k in metrics}

@@ -29,6 +29,23 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     return float(ece)
 
 
+def mean_log_loss(proba: np.ndarray, targets: np.ndarray, *, multi_label: bool = False) -> float:
+    """Mean negative log-likelihood of the true labels (binary cross-entropy per label when multi-label).
+
+    ``targets`` are class indices (single-label; ``-1`` rows, e.g. labels the model never
+    saw, are skipped) or a 0/1 matrix (multi-label).
+    """
+    proba = np.clip(np.asarray(proba, dtype=np.float64), 1e-7, 1 - 1e-7)
+    if multi_label:
+        t = np.asarray(targets, dtype=np.float64)
+        return float(-(t * np.log(proba) + (1 - t) * np.log(1 - proba)).mean())
+    t = np.asarray(targets)
+    known = t >= 0
+    if not known.any():
+        return float("nan")
+    return float(-np.log(proba[known][np.arange(int(known.sum())), t[known]]).mean())
+
+
 def _ordered_labels(model_labels: Sequence[str], seen: set[str]) -> list[str]:
     ordered = [name for name in model_labels if name in seen]
     return ordered + sorted(seen - set(model_labels))
@@ -84,6 +101,10 @@ def classification_metrics(
         proba = np.asarray(proba)
         correct = np.asarray([t == q for t, q in zip(y_true, y_pred)])
         out["ece"] = expected_calibration_error(proba.max(axis=1), correct)
+        column = {name: i for i, name in enumerate(model_labels)}
+        loss = mean_log_loss(proba, np.asarray([column.get(t, -1) for t in y_true]))
+        if np.isfinite(loss):
+            out["log_loss"] = loss
     return out
 
 
@@ -135,6 +156,7 @@ def multilabel_metrics(
         out["ece"] = expected_calibration_error(
             np.abs(probs - 0.5) + 0.5, (probs >= 0.5) == t[:, known].astype(bool)
         )
+        out["log_loss"] = mean_log_loss(probs, t[:, known], multi_label=True)
     return out
 
 
@@ -174,6 +196,8 @@ def format_report(metrics: dict[str, Any], digits: int = 4) -> str:
     if "ece" in metrics:
         lines.append("")
         lines.append(f"expected calibration error (15 bins): {metrics['ece']:.4f}")
+    if "log_loss" in metrics:
+        lines.append(f"log loss (mean negative log-likelihood): {metrics['log_loss']:.4f}")
     if metrics.get("unseen_labels"):
         counts = ", ".join(f"{k!r}: {v}" for k, v in metrics["unseen_labels"].items())
         lines.append("")

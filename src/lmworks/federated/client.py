@@ -44,6 +44,7 @@ def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "c
             self.targets: np.ndarray | None = None
             self.rounds_done = 0
             self.rounds_total: int | None = None
+            self.control: list[np.ndarray] | None = None  # SCAFFOLD's c_i; stays on this client
 
         def _setup(self, config: dict[str, Any]) -> FederatedModel:
             if int(config.get("protocol", -1)) != PROTOCOL:
@@ -81,16 +82,35 @@ def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "c
             self.rounds_total = int(config["rounds"])
             train = TrainConfig.from_dict(json.loads(str(config["train_config"])))
             train = train.replace(model=self.model.config.model, num_threads=num_threads)
+            scaffold = bool(config.get("scaffold", False))
+            correction = None
+            if scaffold:
+                from .scaffold import split
+
+                parameters, server_control = split(parameters, len(self.model.names))
+                if self.control is None:
+                    self.control = [np.zeros_like(a, dtype=np.float32) for a in server_control]
+                correction = [c - ci for c, ci in zip(server_control, self.control)]
             self.model.set_arrays(parameters)
             info = self.model.train(texts, self.targets, train, proximal_mu=float(config.get("proximal_mu", 0.0)),
-                                    progress=progress)
+                                    correction=correction, progress=progress)
             self.rounds_done = int(config["round"])
             LOGGER.info("round %d/%d: trained on %d texts in %.0f s, loss %.4f", self.rounds_done,
                         self.rounds_total, len(texts), info["train_seconds"], info["mean_loss"])
             # What leaves this process: the weights, the example count, two numbers and the fingerprint.
             metrics = {"loss": float(info["mean_loss"]), "train_seconds": float(info["train_seconds"]),
                        "fingerprint": self.model.fingerprint}
-            return self.model.get_arrays(), len(texts), metrics
+            weights = self.model.get_arrays()
+            if scaffold:
+                from .scaffold import updated_control
+
+                assert self.control is not None
+                new = updated_control(parameters, weights, server_control, self.control,
+                                      self.model.step_coefficients(train, int(info["steps"])))
+                delta = [a - b for a, b in zip(new, self.control)]
+                self.control = new
+                return weights + delta, len(texts), metrics
+            return weights, len(texts), metrics
 
         def evaluate(self, parameters, config):
             return 0.0, len(texts), {}

@@ -43,6 +43,10 @@ class FederatedConfig:
         update as a gradient and applies SGD with momentum to it. A client's own
         momentum starts from zero every round, so short rounds lose it; the server keeps
         it across rounds (0 = plain FedAvg).
+    scaffold:
+        SCAFFOLD control variates (:mod:`lmworks.federated.scaffold`): local steps are
+        corrected towards the federation's gradient, against label-skew drift. Needs
+        local SGD; doubles the traffic.
     min_clients:
         The server waits for this many clients and samples at least this many per round.
     fraction_fit:
@@ -71,6 +75,7 @@ class FederatedConfig:
     local_steps: int = 0
     server_momentum: float = 0.0
     server_lr: float = 1.0
+    scaffold: bool = False
     min_clients: int = 2
     fraction_fit: float = 1.0
     proximal_mu: float = 0.0
@@ -92,6 +97,10 @@ class FederatedConfig:
             raise ConfigError("server_momentum must be in [0, 1) and server_lr > 0")
         if self.proximal_mu > 0 and self.server_optimizer:
             raise ConfigError("FedProx (proximal_mu) does not combine with server momentum/learning rate")
+        if self.scaffold and (self.proximal_mu > 0 or self.server_optimizer or self.dp_noise_multiplier > 0):
+            raise ConfigError("SCAFFOLD does not combine with FedProx, server momentum or differential privacy")
+        if self.scaffold and self.train.optimizer != "sgd":
+            raise ConfigError("SCAFFOLD needs local SGD (--optimizer sgd)")
         if self.eval_every < 1:
             raise ConfigError(f"eval_every must be >= 1, got {self.eval_every}")
         if self.min_clients < 1:

@@ -85,10 +85,24 @@ class FederatedModel:
 
     # -- local work -----------------------------------------------------------------
     def train(self, texts: Sequence[str], targets: np.ndarray, config: TrainConfig, *,
-              proximal_mu: float = 0.0, progress: bool = False) -> dict[str, Any]:
-        """Train the current weights on local data; FedProx's proximal term when ``mu > 0``."""
+              proximal_mu: float = 0.0, correction: Sequence[np.ndarray] | None = None,
+              progress: bool = False) -> dict[str, Any]:
+        """Train the current weights on local data.
+
+        FedProx's proximal term when ``mu > 0``; with ``correction`` (SCAFFOLD's ``c - c_i``,
+        one array per exchanged tensor) the loss gains ``<w, correction>``, whose gradient
+        is the correction itself.
+        """
+        import torch
+
         regulariser = None
-        if proximal_mu > 0:
+        if correction is not None:
+            params = [p for _, p in self._params]
+            shifts = [torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in correction]
+
+            def regulariser():
+                return sum((p * s).sum() for p, s in zip(params, shifts))
+        elif proximal_mu > 0:
             anchors = [p.detach().clone() for _, p in self._params]
             params = [p for _, p in self._params]
 
@@ -97,6 +111,13 @@ class FederatedModel:
 
         return self.backend.train_network(texts, targets, config=config, regulariser=regulariser,
                                           progress=progress)
+
+    def step_coefficients(self, config: TrainConfig, steps: int) -> list[float]:
+        """SCAFFOLD's per-tensor distance of a unit gradient over ``steps`` (exchanged order)."""
+        from .scaffold import step_coefficients
+
+        by_name = step_coefficients(self.backend.network, config, steps)
+        return [by_name.get(name, 0.0) for name in self.names]
 
     def classifier(self, *, dev_metrics: dict | None = None, info: dict | None = None):
         """A :class:`TextClassifier` over the current weights (to evaluate and save)."""

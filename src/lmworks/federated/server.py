@@ -23,10 +23,14 @@ def _strategy_class(base: type) -> type:
     """``base`` (FedAvg, FedAvgM or FedProx) that drops results from clients running another model."""
 
     class Checked(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, fingerprint: str, on_round: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, fingerprint: str, on_round: Any, scaffold_weights: int = 0,
+                     **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.fingerprint = fingerprint
             self.on_round = on_round
+            # SCAFFOLD: the global "parameters" are [weights..., server control c...]; clients
+            # return [weights..., c_i+ - c_i...], whose example-weighted mean is added to c.
+            self.scaffold_weights = scaffold_weights
 
         def aggregate_fit(self, server_round, results, failures):
             accepted = []
@@ -42,7 +46,22 @@ def _strategy_class(base: type) -> type:
             if not accepted:
                 LOGGER.error("round %d: no usable client update; the global model is unchanged", server_round)
                 return None, {}
-            return super().aggregate_fit(server_round, accepted, failures)
+            params, metrics = super().aggregate_fit(server_round, accepted, failures)
+            if self.scaffold_weights and params is not None:
+                from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+
+                from .scaffold import split
+
+                weights, mean_delta = split(parameters_to_ndarrays(params), self.scaffold_weights)
+                old = parameters_to_ndarrays(self.current)[self.scaffold_weights:]
+                params = ndarrays_to_parameters(weights + [c + d for c, d in zip(old, mean_delta)])
+            if params is not None:
+                self.current = params
+            return params, metrics
+
+        def initialize_parameters(self, client_manager):
+            self.current = self.initial_parameters
+            return super().initialize_parameters(client_manager)
 
     return Checked
 
@@ -106,7 +125,7 @@ def run_server(
         })
 
     def evaluate(server_round: int, arrays: list[np.ndarray], _cfg: dict) -> tuple[float, dict] | None:
-        model.set_arrays(arrays)
+        model.set_arrays(arrays[:len(model.names)] if config.scaffold else arrays)
         metrics = None
         due = server_round % config.eval_every == 0 or server_round == config.rounds
         if eval_texts is not None and eval_labels is not None and due:
@@ -131,7 +150,8 @@ def run_server(
 
     def fit_config(server_round: int) -> dict:
         return {"round": server_round, "rounds": config.rounds, "protocol": PROTOCOL, "fingerprint": fingerprint,
-                "labels": json.dumps(labels), "train_config": json.dumps(config.round_training(server_round).to_dict())}
+                "labels": json.dumps(labels), "train_config": json.dumps(config.round_training(server_round).to_dict()),
+                "scaffold": config.scaffold}
 
     base: type = FedAvg
     extra: dict[str, float] = {}
@@ -139,12 +159,15 @@ def run_server(
         base, extra = FedProx, {"proximal_mu": config.proximal_mu}
     elif config.server_optimizer:
         base, extra = FedAvgM, {"server_momentum": config.server_momentum, "server_learning_rate": config.server_lr}
+    initial = model.get_arrays()
+    if config.scaffold:
+        initial += [np.zeros_like(a) for a in initial]
     strategy: Any = _strategy_class(base)(
-        fingerprint=fingerprint, on_round=record,
+        fingerprint=fingerprint, on_round=record, scaffold_weights=len(model.names) if config.scaffold else 0,
         fraction_fit=config.fraction_fit, fraction_evaluate=0.0,
         min_fit_clients=config.min_clients, min_evaluate_clients=0, min_available_clients=config.min_clients,
         evaluate_fn=evaluate, on_fit_config_fn=fit_config,
-        initial_parameters=ndarrays_to_parameters(model.get_arrays()),
+        initial_parameters=ndarrays_to_parameters(initial),
         fit_metrics_aggregation_fn=_weighted_loss, **extra,
     )
     if config.dp_noise_multiplier > 0:
