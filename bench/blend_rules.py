@@ -20,18 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+from lmworks.backends.blend import WEIGHT_GRID as GRID
+from lmworks.backends.blend import mix
+from lmworks.evaluation import mean_log_loss
+
 EPS = 1e-7
 
 
 def mix_proba(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
-    return (1 - w) * a + w * b
+    return mix(a, b, w, kind="proba")
 
 
 def mix_log(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
-    z = (1 - w) * np.log(np.clip(a, EPS, 1)) + w * np.log(np.clip(b, EPS, 1))
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return mix(a, b, w, kind="log")  # the library's rule itself
 
 
 def accuracy(p: np.ndarray, y: np.ndarray) -> float:
@@ -39,7 +40,7 @@ def accuracy(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def neg_log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    return float(np.log(np.clip(p[np.arange(len(y)), y], EPS, 1)).mean())
+    return -mean_log_loss(p, y)
 
 
 def macro_f1(p: np.ndarray, y: np.ndarray) -> float:
@@ -51,22 +52,23 @@ def macro_f1(p: np.ndarray, y: np.ndarray) -> float:
 Rule = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def grid_rule(mix, objective) -> Rule:
-    """Choose the weight maximising ``objective`` on the fitting rows, apply it to the others."""
-
-    def rule(fa, fb, fy, ta, tb):
-        best_w, best = 0.0, -np.inf
-        for w in GRID:
-            score = objective(mix(fa, fb, w), fy)
-            if score > best + 1e-12:
-                best_w, best = float(w), score
-        return mix(ta, tb, best_w)
-
-    return rule
+def choose_weight(mixer, objective, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
+    """The grid weight maximising ``objective`` (ties to the smaller weight, as the library does)."""
+    best_w, best = 0.0, -np.inf
+    for w in GRID:
+        score = objective(mixer(a, b, float(w)), y)
+        if score > best + 1e-12:
+            best_w, best = float(w), score
+    return best_w
 
 
-def fixed_rule(mix, w: float) -> Rule:
-    return lambda fa, fb, fy, ta, tb: mix(ta, tb, w)
+def grid_rule(mixer, objective) -> Rule:
+    """Choose the weight on the fitting rows, apply it to the others."""
+    return lambda fa, fb, fy, ta, tb: mixer(ta, tb, choose_weight(mixer, objective, fa, fb, fy))
+
+
+def fixed_rule(mixer, w: float) -> Rule:
+    return lambda fa, fb, fy, ta, tb: mixer(ta, tb, w)
 
 
 def stacking_rule(c: float) -> Rule:
@@ -86,7 +88,7 @@ def stacking_rule(c: float) -> Rule:
 
 RULES: dict[str, Rule] = {
     "encoder alone": fixed_rule(mix_proba, 0.0),
-    "probability average, weight by dev macro-F1 (current)": grid_rule(mix_proba, macro_f1),
+    "probability average, weight by dev macro-F1 (the rule until stop 12)": grid_rule(mix_proba, macro_f1),
     "probability average, weight by dev log-loss": grid_rule(mix_proba, neg_log_loss),
     "log-probability average, weight by dev macro-F1": grid_rule(mix_log, macro_f1),
     "log-probability average, weight by dev log-loss": grid_rule(mix_log, neg_log_loss),
@@ -120,10 +122,7 @@ def main() -> None:
         test = [accuracy(rule(r["dev_enc"], r["dev_tfidf"], r["dev_y"], r["test_enc"], r["test_tfidf"]), r["test_y"])
                 for r in runs]
         if name == "log-probability average, weight by dev log-loss":
-            weights = []
-            for r in runs:
-                losses = [neg_log_loss(mix_log(r["dev_enc"], r["dev_tfidf"], w), r["dev_y"]) for w in GRID]
-                weights.append(float(GRID[int(np.argmax(losses))]))
+            weights = [choose_weight(mix_log, neg_log_loss, r["dev_enc"], r["dev_tfidf"], r["dev_y"]) for r in runs]
             name += f" (weights {' '.join(f'{w:g}' for w in weights)})"
         sd = statistics.stdev(test) if len(test) > 1 else 0.0
         print(f"| {name} | {statistics.mean(cv):.4f} | {' '.join(f'{t:.4f}' for t in test)} "

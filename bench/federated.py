@@ -58,23 +58,18 @@ def main() -> None:
 
     from lmworks import TextClassifier
     from lmworks.federated import FederatedConfig, dirichlet_split
+    from lmworks.federated.config import default_local_training
     from lmworks.federated.simulate import simulate
 
     data = load_split(args.limit, 13)
     train, dev, test = data["train"], data["dev"], data["test"]
+    overrides = {"optimizer": args.optimizer, "lr": args.lr, "head_lr_multiplier": args.head_lr_multiplier}
+    local = default_local_training().replace(seed=args.seed, **{k: v for k, v in overrides.items() if v})
+    if args.no_logit_adjustment:
+        local = local.replace(logit_adjustment=False)
     config = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, local_steps=args.local_steps,
                              server_momentum=args.server_momentum, server_lr=args.server_lr, scaffold=args.scaffold,
-                             proximal_mu=args.proximal_mu, eval_every=args.eval_every)
-    config.train = config.train.replace(seed=args.seed)
-    if args.optimizer:
-        config.train = config.train.replace(optimizer=args.optimizer)
-    if args.lr:
-        config.train = config.train.replace(lr=args.lr)
-    if args.head_lr_multiplier:
-        config.train = config.train.replace(head_lr_multiplier=args.head_lr_multiplier)
-    if args.no_logit_adjustment:
-        config.train = config.train.replace(logit_adjustment=False)
-    config.__post_init__()  # re-check the combination after the overrides
+                             proximal_mu=args.proximal_mu, eval_every=args.eval_every, train=local)
     total_epochs = args.centralised_epochs or args.rounds * args.local_epochs
     plain = dict(epochs=total_epochs, blend="none", eval_fraction=0.0, patience=0, seed=args.seed)
     rows: list[dict] = []

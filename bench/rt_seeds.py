@@ -46,14 +46,16 @@ def run(data, overrides: dict, seed: int, probs_dir: Path | None = None, name: s
 
         from lmworks.backends.tfidf import TfidfBackend
 
+        def encode(labels):
+            return np.array([clf.labels_.index(y) for y in labels])
+
         # TF-IDF is deterministic and trains in seconds: fit it here whatever weight dev chose.
         secondary = TfidfBackend()
-        secondary.fit(data["train"].texts, np.array([clf.labels_.index(x) for x in data["train"].labels]),
-                      labels=clf.labels_, config=clf.config, eval_texts=None, score_fn=None)
+        secondary.fit(data["train"].texts, encode(data["train"].labels), labels=clf.labels_, config=clf.config,
+                      eval_texts=None, score_fn=None)
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez(probs_dir / f"{name}-seed{seed}.npz", labels=np.array(clf.labels_),
-                 dev_y=np.array([clf.labels_.index(x) for x in data["dev"].labels]),
-                 test_y=np.array([clf.labels_.index(x) for x in data["test"].labels]),
+                 dev_y=encode(data["dev"].labels), test_y=encode(data["test"].labels),
                  dev_enc=primary.predict_proba(data["dev"].texts), test_enc=primary.predict_proba(data["test"].texts),
                  dev_tfidf=secondary.predict_proba(data["dev"].texts),
                  test_tfidf=secondary.predict_proba(data["test"].texts))

@@ -48,21 +48,24 @@ def unit_step_distance(lrs: Sequence[float], momentum: float) -> float:
 
 
 def step_coefficients(network, config: TrainConfig, steps: int) -> dict[str, float]:
-    """Per parameter name: :func:`unit_step_distance` under ``config``'s groups and schedule."""
-    from ..training.schedule import linear_warmup_decay
-    from ..training.trainer import _param_groups
+    """Per parameter name: :func:`unit_step_distance` under ``config``'s optimiser and schedule.
 
-    warmup = int(config.warmup_ratio * steps)
-    factors = [linear_warmup_decay(s, warmup_steps=warmup, total_steps=steps) for s in range(steps)]
+    The learning rates and momentum are read from the optimiser the training core builds
+    (``make_optimizer``), so they cannot drift apart from what the client really ran.
+    """
+    from ..training.schedule import linear_warmup_decay
+    from ..training.trainer import make_optimizer
+
     if config.optimizer != "sgd":
         from ..errors import ConfigError
 
         raise ConfigError("SCAFFOLD needs local SGD (--optimizer sgd): its control variates are gradients, "
                           "which Adam's per-weight scaling does not preserve")
-    momentum = 0.9  # make_optimizer's SGD
+    warmup = int(config.warmup_ratio * steps)
+    factors = [linear_warmup_decay(s, warmup_steps=warmup, total_steps=steps) for s in range(steps)]
     by_param = {}
-    for group in _param_groups(network, config):
-        distance = unit_step_distance([group["lr"] * f for f in factors], momentum)
+    for group in make_optimizer(network, config).param_groups:
+        distance = unit_step_distance([group["lr"] * f for f in factors], group["momentum"])
         for p in group["params"]:
             by_param[id(p)] = distance
     return {name: by_param[id(p)] for name, p in network.named_parameters() if id(p) in by_param}
