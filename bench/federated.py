@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--local-steps", type=int, default=0, help="equal optimiser steps per client per round")
     parser.add_argument("--server-momentum", type=float, default=0.0)
     parser.add_argument("--server-lr", type=float, default=1.0)
+    parser.add_argument("--server-adam", type=float, default=0.0, help="FedAdam: server AdamW peak lr")
     parser.add_argument("--scaffold", action="store_true", help="SCAFFOLD control variates")
     parser.add_argument("--centralised-epochs", type=float, help="default: rounds x local epochs")
     parser.add_argument("--proximal-mu", type=float, default=0.0)
@@ -68,7 +69,8 @@ def main() -> None:
     if args.no_logit_adjustment:
         local = local.replace(logit_adjustment=False)
     config = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, local_steps=args.local_steps,
-                             server_momentum=args.server_momentum, server_lr=args.server_lr, scaffold=args.scaffold,
+                             server_momentum=args.server_momentum, server_lr=args.server_lr,
+                             server_adam_lr=args.server_adam, scaffold=args.scaffold,
                              proximal_mu=args.proximal_mu, eval_every=args.eval_every, train=local)
     total_epochs = args.centralised_epochs or args.rounds * args.local_epochs
     plain = dict(epochs=total_epochs, blend="none", eval_fraction=0.0, patience=0, seed=args.seed)
@@ -96,6 +98,7 @@ def main() -> None:
                                  f"{args.local_epochs:g} local epochs")
                               + (f", server momentum {args.server_momentum:g} lr {args.server_lr:g}"
                                  if args.server_momentum or args.server_lr != 1 else "")
+                              + (f", server AdamW lr {args.server_adam:g}" if args.server_adam else "")
                               + ("; SCAFFOLD" if args.scaffold else "")
                               + f"; LA {not args.no_logit_adjustment}; shard sizes {sizes}; "
                               f"majority-label share per client {[round(s, 2) for s in shares]}; dev accuracy by "

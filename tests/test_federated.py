@@ -396,3 +396,67 @@ def test_simulate_with_scaffold_exchanges_weights_and_control_variates(tmp_path,
             assert len(shapes) % 2 == 0 and shapes[: len(shapes) // 2] == shapes[len(shapes) // 2:]
             assert len(shapes) // 2 <= n_weights  # weights, then one control variate per weight
     assert TextClassifier.load(tmp_path / "sc").meta_["train_info"]["federated"]["scaffold"] is True
+
+
+def test_server_adam_takes_adamw_steps_on_the_averaged_update(tiny_encoder):
+    """FedAdam: the first AdamW step moves every weight by its group's lr towards the clients' average."""
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.server.strategy import FedAvg
+
+    from lmworks.federated.model import FederatedModel
+    from lmworks.federated.server import _strategy_class
+    from lmworks.federated.server_adam import ServerAdam
+
+    config = FederatedConfig(rounds=10, local_steps=1, server_adam_lr=1e-3)
+    model = FederatedModel(["neg", "pos"], config.round_training(1).replace(model=str(tiny_encoder)))
+    start = model.get_arrays()
+    strategy = _strategy_class(FedAvg)(fingerprint="ours", on_round=lambda *a: None,
+                                       server_step=ServerAdam(model, lr=1e-3, rounds=10).step,
+                                       initial_parameters=ndarrays_to_parameters(start))
+    strategy.initialize_parameters(None)
+
+    class Proxy:
+        cid = "client"
+
+    def result(shift: float, n: int):
+        arrays = [a + np.float32(shift) for a in start]
+        return Proxy(), FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays), n, {"fingerprint": "ours"})
+
+    # clients moved every weight by -1 and +3: the example-weighted average moved it by +2,
+    # and the server steps towards it by the learning rate, not by 2
+    params, _ = strategy.aggregate_fit(1, [result(-1.0, 10), result(3.0, 10)], [])
+    moved = [new - old for new, old in zip(parameters_to_ndarrays(params), start)]
+    for name, delta, old in zip(model.names, moved, start):
+        lr = 1e-2 if name.startswith("head.") else 1e-3  # lmworks train's head multiplier (10)
+        decay = 0.0 if old.ndim < 2 or "LayerNorm" in name else 0.01 * lr * old
+        assert np.allclose(delta, lr - decay, atol=1e-6), name
+    # the second round's step is smaller (linear decay over the 10 rounds) and in the new direction
+    second, _ = strategy.aggregate_fit(2, [result(-1.0, 10), result(-1.0, 10)], [])
+    bias = model.names.index(next(n for n in model.names if n.endswith("bias") and not n.startswith("head.")))
+    step = parameters_to_ndarrays(second)[bias] - parameters_to_ndarrays(params)[bias]
+    assert np.all(step < 0) and np.all(np.abs(step) < 1e-3)
+
+
+def test_server_adam_config_combinations():
+    assert FederatedConfig(server_adam_lr=1e-4).server_optimizer
+    assert FederatedConfig(rounds=4, server_adam_lr=1e-4, lr_decay=True).round_training(4).lr == \
+        FederatedConfig().train.lr  # the server's schedule decays, not the clients'
+    for bad in ({"server_momentum": 0.9}, {"proximal_mu": 0.1}, {"scaffold": True}, {"dp_noise_multiplier": 0.5}):
+        with pytest.raises(ConfigError):
+            FederatedConfig(server_adam_lr=1e-4, **bad)
+    with pytest.raises(ConfigError, match="server_adam_lr"):
+        FederatedConfig(server_adam_lr=-1.0)
+
+
+def test_simulate_with_server_adam(tmp_path, tiny_encoder):
+    write(tmp_path / "train.jsonl", *make_sentiment(120, seed=1))
+    write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
+         str(tmp_path / "test.jsonl"), "--clients", "2", "--rounds", "2", "--model", str(tiny_encoder),
+         "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "16", "--max-length", "32", "--local-steps", "1",
+         "--server-adam", "1e-3", "--no-logit-adjustment", "--client-threads", "1", "--output",
+         str(tmp_path / "adam")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = TextClassifier.load(tmp_path / "adam").meta_["train_info"]["federated"]
+    assert recorded["server_adam_lr"] == 1e-3 and recorded["local_steps"] == 1 and recorded["rounds_done"] == 2

@@ -26,6 +26,10 @@ def _training_options(p: argparse.ArgumentParser) -> None:
                    help="FedAvgM: momentum the server applies to the averaged update across rounds (default: 0)")
     g.add_argument("--server-lr", type=float, default=d.server_lr,
                    help="FedAvgM: server learning rate on the averaged update (default: 1)")
+    g.add_argument("--server-adam", dest="server_adam_lr", type=float, default=d.server_adam_lr, metavar="LR",
+                   help="FedAdam: the server applies lmworks train's AdamW (this peak lr, warm-up and linear decay "
+                   "over the rounds) to the averaged update; pair with --local-steps 1 and --no-logit-adjustment, "
+                   "so that it trains like centralised fine-tuning (default: 0, off)")
     g.add_argument("--scaffold", action="store_true",
                    help="SCAFFOLD control variates: correct each client's local steps towards the federation's "
                    "gradient, against label-skew drift (local SGD only; doubles traffic)")
@@ -81,8 +85,8 @@ def _config(args: argparse.Namespace):
                                              max_length=args.max_length, freeze_embeddings=args.freeze_embeddings,
                                              seed=args.seed)
     return FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, local_steps=args.local_steps,
-                           server_momentum=args.server_momentum, server_lr=args.server_lr, scaffold=args.scaffold,
-                           min_clients=args.min_clients,
+                           server_momentum=args.server_momentum, server_lr=args.server_lr,
+                           server_adam_lr=args.server_adam_lr, scaffold=args.scaffold, min_clients=args.min_clients,
                            fraction_fit=args.fraction_fit, proximal_mu=args.proximal_mu, lr_decay=args.lr_decay,
                            dp_noise_multiplier=args.dp_noise_multiplier, dp_clipping_norm=args.dp_clipping_norm,
                            round_timeout=args.round_timeout, eval_every=args.eval_every, train=train)

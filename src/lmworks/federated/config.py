@@ -43,6 +43,14 @@ class FederatedConfig:
         update as a gradient and applies SGD with momentum to it. A client's own
         momentum starts from zero every round, so short rounds lose it; the server keeps
         it across rounds (0 = plain FedAvg).
+    server_adam_lr:
+        When > 0, FedAdam (:mod:`lmworks.federated.server_adam`): the server applies
+        ``lmworks train``'s AdamW, at this peak learning rate with warm-up and linear
+        decay over the rounds, to the averaged update. Pair it with one or two
+        ``local_steps`` of plain SGD and no logit adjustment: the average is then an
+        estimate of the centralised gradient, and the server trains as centralised
+        fine-tuning does. The local learning rate then stays constant over the rounds
+        (the server's schedule does the decaying).
     scaffold:
         SCAFFOLD control variates (:mod:`lmworks.federated.scaffold`): local steps are
         corrected towards the federation's gradient, against label-skew drift. Needs
@@ -75,6 +83,7 @@ class FederatedConfig:
     local_steps: int = 0
     server_momentum: float = 0.0
     server_lr: float = 1.0
+    server_adam_lr: float = 0.0
     scaffold: bool = False
     min_clients: int = 2
     fraction_fit: float = 1.0
@@ -95,10 +104,18 @@ class FederatedConfig:
             raise ConfigError(f"local_steps must be >= 0, got {self.local_steps}")
         if not 0 <= self.server_momentum < 1 or not self.server_lr > 0:
             raise ConfigError("server_momentum must be in [0, 1) and server_lr > 0")
+        if self.server_adam_lr < 0:
+            raise ConfigError(f"server_adam_lr must be >= 0, got {self.server_adam_lr}")
+        if self.server_adam_lr > 0 and (self.server_momentum > 0 or self.server_lr != 1.0):
+            raise ConfigError("FedAdam (server_adam_lr) replaces server momentum/learning rate: set one of them")
+        if self.server_adam_lr > 0 and self.dp_noise_multiplier > 0:
+            raise ConfigError("FedAdam (server_adam_lr) does not combine with differential privacy: the noise "
+                              "would be added after the server's optimiser step")
         if self.proximal_mu > 0 and self.server_optimizer:
-            raise ConfigError("FedProx (proximal_mu) does not combine with server momentum/learning rate")
+            raise ConfigError("FedProx (proximal_mu) does not combine with server momentum/learning rate or FedAdam")
         if self.scaffold and (self.proximal_mu > 0 or self.server_optimizer or self.dp_noise_multiplier > 0):
-            raise ConfigError("SCAFFOLD does not combine with FedProx, server momentum or differential privacy")
+            raise ConfigError("SCAFFOLD does not combine with FedProx, server momentum, FedAdam or differential "
+                              "privacy")
         if self.scaffold and self.train.optimizer != "sgd":
             raise ConfigError("SCAFFOLD needs local SGD (--optimizer sgd)")
         if self.eval_every < 1:
@@ -118,13 +135,13 @@ class FederatedConfig:
 
     @property
     def server_optimizer(self) -> bool:
-        """Whether the server applies momentum or a learning rate to the averaged update."""
-        return self.server_momentum > 0 or self.server_lr != 1.0
+        """Whether the server applies an optimiser (FedAvgM or FedAdam) to the averaged update."""
+        return self.server_momentum > 0 or self.server_lr != 1.0 or self.server_adam_lr > 0
 
     def round_training(self, server_round: int) -> TrainConfig:
         """The local training settings clients use in ``server_round`` (1-based)."""
         lr = self.train.lr
-        if self.lr_decay:
+        if self.lr_decay and not self.server_adam_lr:
             lr *= (self.rounds - server_round + 1) / self.rounds
         steps = {"max_steps": self.local_steps, "warmup_ratio": 0.0} if self.local_steps else {}
         return self.train.replace(epochs=self.local_epochs, lr=lr, seed=self.train.seed + server_round,

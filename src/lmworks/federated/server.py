@@ -20,19 +20,26 @@ LOG_FILE = "federated_log.jsonl"
 
 
 def _strategy_class(base: type) -> type:
-    """``base`` (FedAvg, FedAvgM or FedProx) that drops results from clients running another model."""
+    """``base`` (FedAvg, FedAvgM or FedProx) that drops results from clients running another model.
+
+    ``server_step(current, averaged) -> new`` (FedAdam) turns the averaged weights into the
+    next global ones; without it the average is the next global model.
+    """
 
     class Checked(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, fingerprint: str, on_round: Any, scaffold_weights: int = 0,
-                     **kwargs: Any) -> None:
+                     server_step: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.fingerprint = fingerprint
             self.on_round = on_round
             # SCAFFOLD: the global "parameters" are [weights..., server control c...]; clients
             # return [weights..., c_i+ - c_i...], whose example-weighted mean is added to c.
             self.scaffold_weights = scaffold_weights
+            self.server_step = server_step
 
         def aggregate_fit(self, server_round, results, failures):
+            from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+
             accepted = []
             for proxy, res in results:
                 theirs = res.metrics.get("fingerprint")
@@ -48,13 +55,14 @@ def _strategy_class(base: type) -> type:
                 return None, {}
             params, metrics = super().aggregate_fit(server_round, accepted, failures)
             if self.scaffold_weights and params is not None:
-                from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
-
                 from .scaffold import split
 
                 weights, mean_delta = split(parameters_to_ndarrays(params), self.scaffold_weights)
                 old = parameters_to_ndarrays(self.current)[self.scaffold_weights:]
                 params = ndarrays_to_parameters(weights + [c + d for c, d in zip(old, mean_delta)])
+            if self.server_step is not None and params is not None:
+                params = ndarrays_to_parameters(self.server_step(parameters_to_ndarrays(self.current),
+                                                                 parameters_to_ndarrays(params)))
             if params is not None:
                 self.current = params
             return params, metrics
@@ -157,13 +165,19 @@ def run_server(
     extra: dict[str, float] = {}
     if config.proximal_mu > 0:
         base, extra = FedProx, {"proximal_mu": config.proximal_mu}
-    elif config.server_optimizer:
+    elif config.server_optimizer and not config.server_adam_lr:
         base, extra = FedAvgM, {"server_momentum": config.server_momentum, "server_learning_rate": config.server_lr}
     initial = model.get_arrays()
+    server_step = None
+    if config.server_adam_lr:
+        from .server_adam import ServerAdam
+
+        server_step = ServerAdam(model, lr=config.server_adam_lr, rounds=config.rounds).step
     if config.scaffold:
         initial += [np.zeros_like(a) for a in initial]
     strategy: Any = _strategy_class(base)(
         fingerprint=fingerprint, on_round=record, scaffold_weights=len(model.names) if config.scaffold else 0,
+        server_step=server_step,
         fraction_fit=config.fraction_fit, fraction_evaluate=0.0,
         min_fit_clients=config.min_clients, min_evaluate_clients=0, min_available_clients=config.min_clients,
         evaluate_fn=evaluate, on_fit_config_fn=fit_config,
