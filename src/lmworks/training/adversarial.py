@@ -42,7 +42,7 @@ class EmbeddingAdversary:
         ball's edge is reachable).
     """
 
-    def __init__(self, network: nn.Module, embedding: nn.Module, *, method: str = "fgm", epsilon: float = 1.0,
+    def __init__(self, network: nn.Module, embedding: nn.Module, *, method: str = "fgm", epsilon: float = 0.3,
                  steps: int = 3, alpha: float | None = None) -> None:
         if method not in ("fgm", "pgd"):
             raise ConfigError(f"adversarial method must be fgm or pgd, got {method!r}")
