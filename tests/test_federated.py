@@ -65,6 +65,20 @@ def rounds_logged(directory: Path) -> int:
 
 
 # -- the non-IID split -----------------------------------------------------------------------
+def run_simulate(tmp_path: Path, encoder: Path, *args: str, train_rows: int = 120) -> None:
+    """``lmworks federated simulate`` on generated train/eval files, 2 clients; it must succeed."""
+    write(tmp_path / "train.jsonl", *make_sentiment(train_rows, seed=1))
+    write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
+         str(tmp_path / "test.jsonl"), "--clients", "2", "--model", str(encoder), "--client-threads", "1", *args],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+SGD = ["--optimizer", "sgd", "--lr", "0.1", "--batch-size", "16", "--max-length", "32"]
+
+
 def test_dirichlet_split_partitions_rows_and_skews_with_small_alpha():
     labels = [str(i % 4) for i in range(2000)]
     shards = dirichlet_split(labels, 5, 1.0, seed=3)
@@ -362,15 +376,9 @@ def test_server_averages_by_examples_and_drops_updates_from_another_model():
 
 def test_simulate_with_flower_differential_privacy_and_server_momentum(tmp_path, tiny_encoder):
     """--dp-noise-multiplier wraps the strategy (here FedAvgM) in Flower's server-side fixed-clipping DP."""
-    write(tmp_path / "train.jsonl", *make_sentiment(120, seed=1))
-    write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
-    proc = subprocess.run(
-        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
-         str(tmp_path / "test.jsonl"), "--clients", "2", "--rounds", "1", "--model", str(tiny_encoder), *LOCAL,
-         "--client-threads", "1", "--dp-noise-multiplier", "0.5", "--dp-clipping-norm", "2",
-         "--local-steps", "2", "--server-momentum", "0.5", "--output",
-         str(tmp_path / "dp")], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_simulate(tmp_path, tiny_encoder, "--rounds", "1", *LOCAL, "--dp-noise-multiplier", "0.5",
+                 "--dp-clipping-norm", "2", "--local-steps", "2", "--server-momentum", "0.5",
+                 "--output", str(tmp_path / "dp"))
     recorded = TextClassifier.load(tmp_path / "dp").meta_["train_info"]["federated"]
     assert recorded["dp_noise_multiplier"] == 0.5 and recorded["dp_clipping_norm"] == 2.0
     assert recorded["local_steps"] == 2 and recorded["server_momentum"] == 0.5
@@ -378,15 +386,9 @@ def test_simulate_with_flower_differential_privacy_and_server_momentum(tmp_path,
 
 
 def test_simulate_with_scaffold_exchanges_weights_and_control_variates(tmp_path, tiny_encoder):
-    write(tmp_path / "train.jsonl", *make_sentiment(160, seed=1))
-    write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
-    proc = subprocess.run(
-        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
-         str(tmp_path / "test.jsonl"), "--clients", "2", "--rounds", "2", "--model", str(tiny_encoder),
-         "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "16", "--max-length", "32", "--local-steps", "3",
-         "--scaffold", "--no-logit-adjustment", "--client-threads", "1", "--output", str(tmp_path / "sc"),
-         "--json", str(tmp_path / "result.json")], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_simulate(tmp_path, tiny_encoder, "--rounds", "2", *SGD, "--local-steps", "3", "--scaffold",
+                 "--no-logit-adjustment", "--output", str(tmp_path / "sc"), "--json", str(tmp_path / "result.json"),
+                 train_rows=160)
     result = json.loads((tmp_path / "result.json").read_text())
     n_weights = len(TextClassifier.load(tmp_path / "sc").backend_.network.state_dict())
     for entry in result["rounds"]:
@@ -449,14 +451,7 @@ def test_server_adam_config_combinations():
 
 
 def test_simulate_with_server_adam(tmp_path, tiny_encoder):
-    write(tmp_path / "train.jsonl", *make_sentiment(120, seed=1))
-    write(tmp_path / "test.jsonl", *make_sentiment(40, seed=2))
-    proc = subprocess.run(
-        [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
-         str(tmp_path / "test.jsonl"), "--clients", "2", "--rounds", "2", "--model", str(tiny_encoder),
-         "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "16", "--max-length", "32", "--local-steps", "1",
-         "--server-adam", "1e-3", "--no-logit-adjustment", "--client-threads", "1", "--output",
-         str(tmp_path / "adam")], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_simulate(tmp_path, tiny_encoder, "--rounds", "2", *SGD, "--local-steps", "1", "--server-adam", "1e-3",
+                 "--no-logit-adjustment", "--output", str(tmp_path / "adam"))
     recorded = TextClassifier.load(tmp_path / "adam").meta_["train_info"]["federated"]
     assert recorded["server_adam_lr"] == 1e-3 and recorded["local_steps"] == 1 and recorded["rounds_done"] == 2

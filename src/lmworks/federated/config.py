@@ -106,7 +106,7 @@ class FederatedConfig:
             raise ConfigError("server_momentum must be in [0, 1) and server_lr > 0")
         if self.server_adam_lr < 0:
             raise ConfigError(f"server_adam_lr must be >= 0, got {self.server_adam_lr}")
-        if self.server_adam_lr > 0 and (self.server_momentum > 0 or self.server_lr != 1.0):
+        if self.server_adam_lr > 0 and self.fedavgm:
             raise ConfigError("FedAdam (server_adam_lr) replaces server momentum/learning rate: set one of them")
         if self.server_adam_lr > 0 and self.dp_noise_multiplier > 0:
             raise ConfigError("FedAdam (server_adam_lr) does not combine with differential privacy: the noise "
@@ -134,9 +134,14 @@ class FederatedConfig:
             raise ConfigError("federated training supports single-label data only")
 
     @property
+    def fedavgm(self) -> bool:
+        """Whether the server applies momentum or a learning rate to the averaged update (FedAvgM)."""
+        return self.server_momentum > 0 or self.server_lr != 1.0
+
+    @property
     def server_optimizer(self) -> bool:
         """Whether the server applies an optimiser (FedAvgM or FedAdam) to the averaged update."""
-        return self.server_momentum > 0 or self.server_lr != 1.0 or self.server_adam_lr > 0
+        return self.fedavgm or self.server_adam_lr > 0
 
     def round_training(self, server_round: int) -> TrainConfig:
         """The local training settings clients use in ``server_round`` (1-based)."""

@@ -65,6 +65,11 @@ class FederatedModel:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     # -- weights --------------------------------------------------------------------
+    @property
+    def parameters(self) -> list:
+        """The exchanged tensors themselves (torch parameters, in :attr:`names` order)."""
+        return [p for _, p in self._params]
+
     def get_arrays(self) -> list[np.ndarray]:
         """The exchanged tensors as NumPy arrays (copies)."""
         return [p.detach().cpu().numpy().copy() for _, p in self._params]
@@ -97,14 +102,14 @@ class FederatedModel:
 
         regulariser = None
         if correction is not None:
-            params = [p for _, p in self._params]
+            params = self.parameters
             shifts = [torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in correction]
 
             def regulariser():
                 return sum((p * s).sum() for p, s in zip(params, shifts))
         elif proximal_mu > 0:
-            anchors = [p.detach().clone() for _, p in self._params]
-            params = [p for _, p in self._params]
+            params = self.parameters
+            anchors = [p.detach().clone() for p in params]
 
             def regulariser():
                 return 0.5 * proximal_mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))

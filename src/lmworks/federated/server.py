@@ -165,7 +165,7 @@ def run_server(
     extra: dict[str, float] = {}
     if config.proximal_mu > 0:
         base, extra = FedProx, {"proximal_mu": config.proximal_mu}
-    elif config.server_optimizer and not config.server_adam_lr:
+    elif config.fedavgm:
         base, extra = FedAvgM, {"server_momentum": config.server_momentum, "server_learning_rate": config.server_lr}
     initial = model.get_arrays()
     server_step = None

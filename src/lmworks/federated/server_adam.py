@@ -43,7 +43,7 @@ class ServerAdam:
         config = model.config.replace(optimizer="adamw", lr=lr, head_lr_multiplier=defaults.head_lr_multiplier,
                                       weight_decay=defaults.weight_decay, layer_lr_decay=1.0)
         self.model = model
-        self.params = [p for _, p in model._params]
+        self.params = model.parameters
         self.optimizer = make_optimizer(model.backend.network, config)
         warmup = int(defaults.warmup_ratio * rounds)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
