@@ -25,8 +25,9 @@ def test_perturbations_are_seeded_and_change_text():
     assert typo != "hello world" and len(typo.split()) == 2
 
 
+@pytest.mark.parametrize("norm", ["batch", "example"])
 @pytest.mark.parametrize("method", ["fgm", "pgd"])
-def test_attack_restores_embeddings_and_adds_gradient(method):
+def test_attack_restores_embeddings_and_adds_gradient(method, norm):
     torch.manual_seed(0)
     emb = torch.nn.Embedding(50, 8)
     head = torch.nn.Linear(8, 2)
@@ -36,22 +37,57 @@ def test_attack_restores_embeddings_and_adds_gradient(method):
     def loss():
         return torch.nn.functional.cross_entropy(head(emb(ids).mean(1)), y)
 
-    loss().backward()
+    adversary = EmbeddingAdversary(net, emb, method=method, epsilon=0.5, steps=3, norm=norm)
+    clean = loss()
+    clean.backward()
     clean_grad = head.weight.grad.clone()
     before = emb.weight.detach().clone()
-    adv_loss = EmbeddingAdversary(net, emb, method=method, epsilon=0.5, steps=3).attack(loss)
+    adv_loss = adversary.attack(loss)
     assert torch.equal(emb.weight.detach(), before)  # restored exactly
-    assert adv_loss > 0 and not torch.allclose(head.weight.grad, clean_grad)  # adversarial gradient added
+    assert adv_loss > float(clean.detach())  # uphill
+    assert not torch.allclose(head.weight.grad, clean_grad)  # adversarial gradient added
+    adversary.close()
+    assert torch.equal(emb(ids), before[ids])  # no hook left behind
 
 
-@pytest.mark.parametrize("method", ["fgm", "pgd"])
-def test_adversarial_fit_trains_and_records_the_setting(tiny_encoder, sentiment_data, tiny_fast_options, method):
+def test_example_norm_gives_every_text_the_whole_radius():
+    """With norm="example", each text's looked-up embeddings move by exactly epsilon (FGM)."""
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(50, 8)
+    head = torch.nn.Linear(8, 2)
+    net = torch.nn.ModuleDict({"emb": emb, "head": head})
+    ids, y = torch.randint(0, 50, (4, 5)), torch.tensor([0, 1, 0, 1])
+    seen = []
+
+    def loss():
+        looked_up = emb(ids)
+        seen.append(looked_up.detach())
+        return torch.nn.functional.cross_entropy(head(looked_up.mean(1)), y)
+
+    adversary = EmbeddingAdversary(net, emb, method="fgm", epsilon=0.7, norm="example")
+    loss().backward()
+    adversary.attack(loss)
+    shift = torch.linalg.vector_norm((seen[1] - seen[0]).flatten(1), dim=1)
+    assert torch.allclose(shift, torch.full((4,), 0.7), atol=1e-5)
+    batch = EmbeddingAdversary(net, emb, method="fgm", epsilon=0.7, norm="batch")
+    seen.clear()
+    net.zero_grad()
+    loss().backward()
+    batch.attack(loss)
+    shift = torch.linalg.vector_norm((seen[1] - seen[0]).flatten(1), dim=1)
+    assert not torch.allclose(shift, torch.full((4,), 0.7), atol=1e-3)  # one budget shared by the batch
+
+
+@pytest.mark.parametrize(("method", "norm"), [("fgm", "batch"), ("pgd", "batch"), ("fgm", "example"),
+                                            ("pgd", "example")])
+def test_adversarial_fit_trains_and_records_the_setting(tiny_encoder, sentiment_data, tiny_fast_options, method,
+                                                        norm):
     (texts, labels), (dev_texts, dev_labels) = sentiment_data
     clf = TextClassifier(str(tiny_encoder), **tiny_fast_options, adversarial=method, adv_epsilon=0.1,
-                         adv_steps=2, blend="none")
+                         adv_steps=2, adv_norm=norm, blend="none")
     clf.fit(texts, labels, dev_texts, dev_labels, progress=False)
     assert clf.evaluate(dev_texts, dev_labels)["accuracy"] > 0.9
-    assert clf.config.adversarial == method
+    assert clf.config.adversarial == method and clf.config.adv_norm == norm
 
 
 def test_robustness_cli(tmp_path, tiny_model_dir):

@@ -75,6 +75,8 @@ def register(sub) -> None:
             "training (FGM: one step; PGD: --adv-steps projected steps)", choices=["none", "fgm", "pgd"])
     _option(a, "--adv-epsilon", "adv_epsilon", float, "perturbation radius (L2, over the embedding gradient)")
     _option(a, "--adv-steps", "adv_steps", positive_int, "PGD steps")
+    _option(a, "--adv-norm", "adv_norm", str, "what the radius measures: batch (the batch's embedding-matrix "
+            "gradient as a whole) or example (each text's embedded tokens on their own)", choices=["batch", "example"])
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where checkpoints and the metrics log go during training (default: OUTPUT.ckpt)")

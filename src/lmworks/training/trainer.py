@@ -327,7 +327,7 @@ class Trainer:
             from .adversarial import EmbeddingAdversary
 
             adversary = EmbeddingAdversary(net, net.input_embeddings(), method=cfg.adversarial,  # type: ignore[operator]
-                                           epsilon=cfg.adv_epsilon, steps=cfg.adv_steps)
+                                           epsilon=cfg.adv_epsilon, steps=cfg.adv_steps, norm=cfg.adv_norm)
         net.train()
         try:
             while state.step < total_steps:
@@ -406,6 +406,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if adversary is not None:
+                adversary.close()
         net.eval()
         best_metrics = None
         if self.best_state is not None:
