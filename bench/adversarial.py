@@ -1,7 +1,7 @@
 """Adversarial training (FGM/PGD) vs plain fine-tuning: clean and perturbed accuracy over seeds.
 
 Usage: python bench/adversarial.py [--train-size 2000] [--seeds 0 1 2] [--methods none fgm] [--epsilon X]
-       [--norm batch|example] [--report-split test|dev] [--json FILE]
+       [--norm batch|example] [--loss label|consistency] [--report-split test|dev] [--json FILE]
 
 Rotten Tomatoes (lmworks datasets export rotten_tomatoes --output data/rt): a stratified
 subset of the training split (CPU budget), the dev split for early stopping, and the whole
@@ -42,6 +42,8 @@ def main() -> int:
     parser.add_argument("--epsilon", type=float, default=0.3, help="training perturbation radius")
     parser.add_argument("--norm", default="batch", choices=["batch", "example"],
                         help="what the training radius measures (TrainConfig.adv_norm)")
+    parser.add_argument("--loss", default="label", choices=["label", "consistency"],
+                        help="what the perturbed input is trained towards (TrainConfig.adv_loss)")
     parser.add_argument("--report-split", default="test", choices=["test", "dev"])
     parser.add_argument("--attack-epsilon", type=float, default=0.1, help="evaluation attack radius")
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -58,7 +60,8 @@ def main() -> int:
 
         train, _ = train_test_split(train, train_size=args.train_size, stratify=train["label"], random_state=13)
     dev, test = pd.read_csv(data / "dev.csv"), pd.read_csv(data / "test.csv")
-    print(f"train {len(train)}, dev {len(dev)}, test {len(test)}; training epsilon {args.epsilon} ({args.norm}), "
+    print(f"train {len(train)}, dev {len(dev)}, test {len(test)}; training epsilon {args.epsilon} ({args.norm}, "
+          f"{args.loss}), "
           f"attack epsilon {args.attack_epsilon}; reporting on {args.report_split}", flush=True)
     report = test if args.report_split == "test" else dev
     rows = []
@@ -66,7 +69,8 @@ def main() -> int:
         for method in args.methods:
             started = time.perf_counter()
             clf = TextClassifier("minilm", epochs=args.epochs, max_length=64, blend="none", seed=seed,
-                                 adversarial=method, adv_epsilon=args.epsilon, adv_norm=args.norm)
+                                 adversarial=method, adv_epsilon=args.epsilon, adv_norm=args.norm,
+                                 adv_loss=args.loss)
             clf.fit(train["text"].tolist(), train["label"].tolist(), dev["text"].tolist(), dev["label"].tolist(),
                     progress=False)
             fit_s = time.perf_counter() - started
@@ -89,8 +93,8 @@ def main() -> int:
                            for k in keys}
         print(f"{method:<8}" + "".join(f"{m:>10.4f} ±{s:.4f}" for m, s in summary[method].values()))
     if args.json:
-        settings = {k: getattr(args, k) for k in ("train_size", "epsilon", "norm", "attack_epsilon", "epochs",
-                                                   "report_split")}
+        settings = {k: getattr(args, k) for k in ("train_size", "epsilon", "norm", "loss", "attack_epsilon",
+                                                   "epochs", "report_split")}
         Path(args.json).write_text(json.dumps({"settings": settings, "rows": rows, "summary": summary}, indent=2)
                                    + "\n")
     return 0

@@ -12,7 +12,7 @@ import torch
 
 from lmworks import TextClassifier
 from lmworks.robustness import PERTURBATIONS, perturb
-from lmworks.training.adversarial import EmbeddingAdversary
+from lmworks.training.adversarial import EmbeddingAdversary, consistency_loss
 
 
 def test_perturbations_are_seeded_and_change_text():
@@ -78,16 +78,34 @@ def test_example_norm_gives_every_text_the_whole_radius():
     assert not torch.allclose(shift, torch.full((4,), 0.7), atol=1e-3)  # one budget shared by the batch
 
 
-@pytest.mark.parametrize(("method", "norm"), [("fgm", "batch"), ("pgd", "batch"), ("fgm", "example"),
-                                            ("pgd", "example")])
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_consistency_loss_is_a_kl_divergence(multi_label):
+    torch.manual_seed(0)
+    clean = torch.randn(6, 3)
+    assert float(consistency_loss(clean.clone(), clean, multi_label=multi_label)) == pytest.approx(0, abs=1e-6)
+    perturbed = (clean + torch.randn(6, 3)).requires_grad_(True)
+    value = consistency_loss(perturbed, clean, multi_label=multi_label)
+    if multi_label:
+        p, q = torch.sigmoid(clean), torch.sigmoid(perturbed.detach())
+        expected = (p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()).sum(-1).mean()
+    else:
+        p, q = clean.softmax(-1), perturbed.detach().softmax(-1)
+        expected = (p * (p / q).log()).sum(-1).mean()
+    assert float(value) == pytest.approx(float(expected), rel=1e-5) and float(value) > 0
+    value.backward()
+    assert perturbed.grad is not None and perturbed.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("method", "norm", "loss"), [("fgm", "batch", "label"), ("pgd", "batch", "label"),
+                                                    ("fgm", "example", "label"), ("pgd", "example", "consistency")])
 def test_adversarial_fit_trains_and_records_the_setting(tiny_encoder, sentiment_data, tiny_fast_options, method,
-                                                        norm):
+                                                        norm, loss):
     (texts, labels), (dev_texts, dev_labels) = sentiment_data
     clf = TextClassifier(str(tiny_encoder), **tiny_fast_options, adversarial=method, adv_epsilon=0.1,
-                         adv_steps=2, adv_norm=norm, blend="none")
+                         adv_steps=2, adv_norm=norm, adv_loss=loss, blend="none")
     clf.fit(texts, labels, dev_texts, dev_labels, progress=False)
     assert clf.evaluate(dev_texts, dev_labels)["accuracy"] > 0.9
-    assert clf.config.adversarial == method and clf.config.adv_norm == norm
+    assert (clf.config.adversarial, clf.config.adv_norm, clf.config.adv_loss) == (method, norm, loss)
 
 
 def test_robustness_cli(tmp_path, tiny_model_dir):

@@ -77,6 +77,9 @@ def register(sub) -> None:
     _option(a, "--adv-steps", "adv_steps", positive_int, "PGD steps")
     _option(a, "--adv-norm", "adv_norm", str, "what the radius measures: batch (the batch's embedding-matrix "
             "gradient as a whole) or example (each text's embedded tokens on their own)", choices=["batch", "example"])
+    _option(a, "--adv-loss", "adv_loss", str, "what the perturbed text is trained towards: label (its true label) "
+            "or consistency (the model's clean prediction, by KL divergence: TRADES)",
+            choices=["label", "consistency"])
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where checkpoints and the metrics log go during training (default: OUTPUT.ckpt)")

@@ -104,7 +104,7 @@ class TrainConfig:
         Keep the pretrained word embeddings fixed. Words seen in training then stay
         in the same space as words only seen at prediction time, and the optimiser
         skips half of MiniLM's parameters (its vocabulary matrix), so steps are cheaper.
-    adversarial, adv_epsilon, adv_steps, adv_norm:
+    adversarial, adv_epsilon, adv_steps, adv_norm, adv_loss:
         ``"fgm"`` or ``"pgd"`` perturbs the word embeddings along the loss gradient
         (radius ``adv_epsilon``; PGD in ``adv_steps`` steps) and trains on the
         perturbed loss too (:mod:`lmworks.training.adversarial`). The radius is an L2 norm
@@ -143,6 +143,7 @@ class TrainConfig:
     adv_epsilon: float = 0.3
     adv_steps: int = 3
     adv_norm: str = "batch"
+    adv_loss: str = "label"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -186,10 +187,12 @@ class TrainConfig:
             raise ConfigError(f"unknown adversarial method {self.adversarial!r}: choose {', '.join(METHODS)}")
         if self.adversarial != "none" and (self.adv_epsilon <= 0 or self.adv_steps < 1):
             raise ConfigError("adv_epsilon must be > 0 and adv_steps >= 1")
-        from .adversarial import NORMS
+        from .adversarial import LOSSES, NORMS
 
         if self.adv_norm not in NORMS:
             raise ConfigError(f"unknown adv_norm {self.adv_norm!r}: choose {' or '.join(NORMS)}")
+        if self.adv_loss not in LOSSES:
+            raise ConfigError(f"unknown adv_loss {self.adv_loss!r}: choose {' or '.join(LOSSES)}")
         if self.logit_adjustment and self.multi_label:
             raise ConfigError("logit_adjustment is for single-label data")
         if self.optimizer not in ("adamw", "sgd"):

@@ -346,12 +346,13 @@ class Trainer:
                     if world > 1:
                         batch = batch[rank::world]
                     ids, mask = pad_batch([input_ids[i] for i in batch], pad_id)
-                    loss = self.loss_fn(forward(ids, mask), targets[batch])
+                    logits = forward(ids, mask)
+                    loss = self.loss_fn(logits, targets[batch])
                     (loss / cfg.grad_accum_steps).backward()
                     if adversary is not None:
                         adversary.attack(
-                            lambda ids=ids, mask=mask, batch=batch:  # type: ignore[misc]
-                            self.loss_fn(net(ids, mask), targets[batch]) / cfg.grad_accum_steps)
+                            lambda ids=ids, mask=mask, batch=batch, logits=logits:  # type: ignore[misc]
+                            self._adversarial_loss(net(ids, mask), logits, targets[batch]) / cfg.grad_accum_steps)
                     pending += 1
                     state.samples_seen += len(batch)
                     value = float(loss.detach())
@@ -424,6 +425,14 @@ class Trainer:
             state,
         )
         return TrainResult(state=state, best_metrics=best_metrics, total_steps=total_steps)
+
+    def _adversarial_loss(self, perturbed: torch.Tensor, clean: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss at the perturbed input: the task loss on the labels, or consistency with ``clean``."""
+        if self.config.adv_loss == "consistency":
+            from .adversarial import consistency_loss
+
+            return consistency_loss(perturbed, clean, multi_label=self.config.multi_label)
+        return self.loss_fn(perturbed, targets)
 
     def _evaluate(self, state: TrainerState) -> bool:
         """Score on dev, keep the best weights; return True when patience has run out."""
