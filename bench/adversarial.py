@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 from lmworks import TextClassifier  # noqa: E402
 from lmworks.predictor import load  # noqa: E402
 from lmworks.robustness import evaluate_robustness  # noqa: E402
+from lmworks.training import TrainConfig  # noqa: E402
 
 
 def main() -> int:
@@ -39,10 +40,10 @@ def main() -> int:
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["none", "fgm"])
-    parser.add_argument("--epsilon", type=float, default=0.3, help="training perturbation radius")
-    parser.add_argument("--norm", default="batch", choices=["batch", "example"],
+    parser.add_argument("--epsilon", type=float, default=TrainConfig.adv_epsilon, help="training perturbation radius")
+    parser.add_argument("--norm", default=TrainConfig.adv_norm, choices=["batch", "example"],
                         help="what the training radius measures (TrainConfig.adv_norm)")
-    parser.add_argument("--loss", default="label", choices=["label", "consistency"],
+    parser.add_argument("--loss", default=TrainConfig.adv_loss, choices=["label", "consistency"],
                         help="what the perturbed input is trained towards (TrainConfig.adv_loss)")
     parser.add_argument("--report-split", default="test", choices=["test", "dev"])
     parser.add_argument("--attack-epsilon", type=float, default=0.1, help="evaluation attack radius")

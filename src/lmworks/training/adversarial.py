@@ -11,13 +11,15 @@ paraphrase-like noise (``lmworks robustness``).
 
 Two ways to measure the radius (``norm``):
 
+* ``"example"`` (default): the perturbation is added to each text's sequence of looked-up
+  embeddings, scaled per text (Miyato et al.'s formulation, and the one the embedding
+  attack of :mod:`lmworks.robustness` uses). Every text gets the same budget.
 * ``"batch"``: the perturbation is added to the embedding *matrix*, scaled by the L2 norm
   of the whole matrix's gradient (the widespread FGM recipe of text-classification
   competitions). A batch shares one budget, so texts with steep gradients take most of it,
-  and a word that occurs in several texts moves the same way in all of them.
-* ``"example"``: the perturbation is added to each text's sequence of looked-up
-  embeddings, scaled per text (Miyato et al.'s formulation, and the one the embedding
-  attack of :mod:`lmworks.robustness` uses). Every text gets the same budget.
+  and a word that occurs in several texts moves the same way in all of them. On Rotten
+  Tomatoes this gained less under text perturbations and spread more over seeds
+  (``docs/benchmarks.md``).
 
 What the perturbed input is trained towards (``TrainConfig.adv_loss``):
 
@@ -80,8 +82,8 @@ class EmbeddingAdversary:
     forward pass that tracks gradients; call :meth:`close` when training ends.
     """
 
-    def __init__(self, network: nn.Module, embedding: nn.Module, *, method: str = "fgm", epsilon: float = 0.3,
-                 steps: int = 3, alpha: float | None = None, norm: str = "batch") -> None:
+    def __init__(self, network: nn.Module, embedding: nn.Module, *, method: str = "fgm", epsilon: float = 0.05,
+                 steps: int = 3, alpha: float | None = None, norm: str = "example") -> None:
         if method not in ("fgm", "pgd"):
             raise ConfigError(f"adversarial method must be fgm or pgd, got {method!r}")
         if norm not in NORMS:
