@@ -73,7 +73,8 @@ def register(sub) -> None:
     a = p.add_argument_group("adversarial training")
     _option(a, "--adversarial", "adversarial", str, "perturb the word embeddings along the loss gradient while "
             "training (FGM: one step; PGD: --adv-steps projected steps)", choices=["none", "fgm", "pgd"])
-    _option(a, "--adv-epsilon", "adv_epsilon", float, "perturbation radius (L2, over the embedding gradient)")
+    _option(a, "--adv-epsilon", "adv_epsilon", float,
+            "perturbation radius (L2 norm: per text, or over the batch with --adv-norm batch)")
     _option(a, "--adv-steps", "adv_steps", positive_int, "PGD steps")
     _option(a, "--adv-norm", "adv_norm", str, "what the radius measures: batch (the batch's embedding-matrix "
             "gradient as a whole) or example (each text's embedded tokens on their own)", choices=["batch", "example"])
