@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ import pytest
 from lmworks.models import resolve_encoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: tests must never reach a hub
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _deliver_sigint():
+    """Let the Ctrl-C tests send SIGINT even when the suite runs as a background job.
+
+    A shell starts ``cmd &`` with SIGINT ignored, and Python then keeps it ignored, as do
+    the CLI processes the tests start. A Python handler, unlike "ignored", is reset to
+    the default at exec, so restoring it here reaches the children too.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 POSITIVE = ["great", "wonderful", "excellent", "superb", "delightful", "brilliant", "moving", "charming"]
 NEGATIVE = ["awful", "boring", "terrible", "dull", "clumsy", "tedious", "bland", "painful"]
