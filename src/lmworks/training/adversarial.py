@@ -117,6 +117,13 @@ class EmbeddingAdversary:
             self._looked_up = perturbed
         return None if self._delta is None else perturbed
 
+    def _direction(self) -> torch.Tensor | None:
+        """Unit ascent direction from the last backward pass (the looked-up output is used once)."""
+        if self.norm == "example":
+            looked_up, self._looked_up = self._looked_up, None
+            return self._unit(None if looked_up is None else looked_up.grad, True)
+        return self._unit(self.weight.grad, False)
+
     @staticmethod
     def _unit(grad: torch.Tensor | None, per_example: bool) -> torch.Tensor | None:
         if grad is None:
@@ -142,11 +149,7 @@ class EmbeddingAdversary:
     def attack(self, adversarial_loss: Callable[[], torch.Tensor]) -> float:
         """Call after the clean ``backward()``; adds the adversarial gradient; returns its loss."""
         per_example = self.norm == "example"
-        if per_example:
-            looked_up, self._looked_up = self._looked_up, None
-            direction = self._unit(None if looked_up is None else looked_up.grad, True)
-        else:
-            direction = self._unit(self.weight.grad, False)
+        direction = self._direction()
         if direction is None:
             return float("nan")
         original = None if per_example else self.weight.data.clone()
@@ -170,11 +173,7 @@ class EmbeddingAdversary:
                 loss = adversarial_loss()
                 loss.backward()
                 if step < self.steps - 1:
-                    if per_example:
-                        grad = None if self._looked_up is None else self._looked_up.grad
-                    else:
-                        grad = self.weight.grad
-                    next_direction = self._unit(grad, per_example)
+                    next_direction = self._direction()
                     if next_direction is None:
                         break
                     direction = next_direction
