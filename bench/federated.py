@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--head-lr-multiplier", type=float, default=None)
     parser.add_argument("--no-logit-adjustment", action="store_true")
+    parser.add_argument("--freeze-embeddings", action="store_true",
+                        help="keep the word embeddings fixed (they stay home: half the traffic)")
     parser.add_argument("--eval-every", type=int, default=1, help="server scores on dev every N rounds")
     parser.add_argument("--seed", type=int, default=42, help="training seed")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the Dirichlet split")
@@ -68,6 +70,8 @@ def main() -> None:
     local = default_local_training().replace(seed=args.seed, **{k: v for k, v in overrides.items() if v})
     if args.no_logit_adjustment:
         local = local.replace(logit_adjustment=False)
+    if args.freeze_embeddings:
+        local = local.replace(freeze_embeddings=True)
     config = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, local_steps=args.local_steps,
                              server_momentum=args.server_momentum, server_lr=args.server_lr,
                              server_adam_lr=args.server_adam, scaffold=args.scaffold,

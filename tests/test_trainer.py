@@ -227,3 +227,24 @@ def test_logit_adjustment_trains_against_the_label_prior():
 
     with pytest.raises(ConfigError, match="single-label"):
         TrainConfig(logit_adjustment=True, multi_label=True)
+
+
+def test_label_smoothing_targets_follow_the_formula():
+    from lmworks.errors import ConfigError
+    from lmworks.training.losses import make_loss
+
+    targets = np.array([0, 1, 2])
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.3, -0.2]])
+    y = torch.tensor([0, 2])
+    smoothed = make_loss(targets, 3, multi_label=False, balanced=False, label_smoothing=0.3)
+    expected_targets = torch.full((2, 3), 0.1)
+    expected_targets[0, 0] = expected_targets[1, 2] = 0.7 + 0.1  # 1 - x on the true class, plus its x / K share
+    expected = -(expected_targets * torch.log_softmax(logits, 1)).sum(1).mean()
+    torch.testing.assert_close(smoothed(logits, y), expected)
+    # multi-label: each 0/1 target moves x / 2 towards one half
+    multi = make_loss(np.eye(3), 3, multi_label=True, balanced=False, label_smoothing=0.2)
+    y_multi = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    want = nn.functional.binary_cross_entropy_with_logits(logits, y_multi * 0.8 + 0.1)
+    torch.testing.assert_close(multi(logits, y_multi), want)
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)

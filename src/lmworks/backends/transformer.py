@@ -110,6 +110,7 @@ class TransformerBackend(Backend):
         base_loss = make_loss(
             targets, n_labels, multi_label=config.multi_label,
             balanced=ClassWeighting(config.class_weights) is ClassWeighting.BALANCED,
+            label_smoothing=config.label_smoothing,
         )
         loss_fn: Callable[..., Any] = base_loss
         if config.logit_adjustment:

@@ -63,6 +63,7 @@ def register(sub) -> None:
     _option(t, "--patience", "patience", int, "stop after N evaluations without a better dev macro-F1 "
             "(0: never)")
     _option(t, "--dropout", "dropout", float, "dropout before the classification head")
+    _option(t, "--label-smoothing", "label_smoothing", float, "train towards 1-X on the true class (0: off)")
     t.add_argument("--logit-adjustment", action="store_true",
                    help="train against the data's label prior, so the model scores as if classes were balanced")
     t.add_argument("--freeze-embeddings", action="store_true",

@@ -66,6 +66,10 @@ class TrainConfig:
         Longer texts are truncated to this many tokens (and counted in a warning).
     dropout:
         Dropout before the head (``mean`` head only).
+    label_smoothing:
+        Train towards ``1 - x`` on the true class and ``x / K`` spread over all K classes
+        (multi-label: each label's 0/1 target moves ``x / 2`` towards 0.5), so the model
+        stops pushing logits apart once it is confident (Szegedy et al. 2016). 0 disables it.
     class_weights:
         ``none`` or ``balanced``: weigh the loss by inverse class frequency.
     blend:
@@ -132,6 +136,7 @@ class TrainConfig:
     grad_accum_steps: int = 1
     max_length: int = 128
     dropout: float = 0.1
+    label_smoothing: float = 0.0
     class_weights: str = "none"
     blend: str = "auto"
     multi_label: bool = False
@@ -186,6 +191,8 @@ class TrainConfig:
             raise ConfigError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         from .adversarial import METHODS
 
         if self.adversarial not in METHODS:

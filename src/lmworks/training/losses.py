@@ -22,13 +22,17 @@ def balanced_pos_weights(targets: np.ndarray, max_weight: float = 50.0) -> np.nd
     return np.clip(neg / np.maximum(pos, 1.0), 1.0 / max_weight, max_weight)
 
 
-def make_loss(targets: np.ndarray, n_labels: int, *, multi_label: bool, balanced: bool) -> nn.Module:
-    """Cross-entropy (single-label) or BCE-with-logits (multi-label), optionally balanced."""
+def make_loss(targets: np.ndarray, n_labels: int, *, multi_label: bool, balanced: bool,
+              label_smoothing: float = 0.0):
+    """Cross-entropy (single-label) or BCE-with-logits (multi-label), optionally balanced and smoothed."""
     if multi_label:
         pos_weight = torch.tensor(balanced_pos_weights(targets), dtype=torch.float32) if balanced else None
-        return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        if not label_smoothing:
+            return bce
+        return lambda logits, y: bce(logits, y * (1.0 - label_smoothing) + 0.5 * label_smoothing)
     weight = torch.tensor(balanced_class_weights(targets, n_labels), dtype=torch.float32) if balanced else None
-    return nn.CrossEntropyLoss(weight=weight)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
 
 
 def log_prior(targets: np.ndarray, n_labels: int) -> np.ndarray:
