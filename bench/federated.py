@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default=None, help="local optimiser (default: the federation default)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--head-lr-multiplier", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="local batch size (default 32)")
     parser.add_argument("--no-logit-adjustment", action="store_true")
     parser.add_argument("--freeze-embeddings", action="store_true",
                         help="keep the word embeddings fixed (they stay home: half the traffic)")
@@ -66,7 +67,8 @@ def main() -> None:
 
     data = load_split(args.limit, 13)
     train, dev, test = data["train"], data["dev"], data["test"]
-    overrides = {"optimizer": args.optimizer, "lr": args.lr, "head_lr_multiplier": args.head_lr_multiplier}
+    overrides = {"optimizer": args.optimizer, "lr": args.lr, "head_lr_multiplier": args.head_lr_multiplier,
+                 "batch_size": args.batch_size}
     local = default_local_training().replace(seed=args.seed, **{k: v for k, v in overrides.items() if v})
     if args.no_logit_adjustment:
         local = local.replace(logit_adjustment=False)

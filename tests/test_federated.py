@@ -443,6 +443,9 @@ def test_server_adam_config_combinations():
     assert FederatedConfig(server_adam_lr=1e-4).server_optimizer
     assert FederatedConfig(rounds=4, server_adam_lr=1e-4, lr_decay=True).round_training(4).lr == \
         FederatedConfig().train.lr  # the server's schedule decays, not the clients'
+    # the server's AdamW decays the weights; local decay would reach it disguised as gradient
+    assert FederatedConfig(server_adam_lr=1e-4).round_training(1).weight_decay == 0.0
+    assert FederatedConfig().round_training(1).weight_decay == FederatedConfig().train.weight_decay > 0
     for bad in ({"server_momentum": 0.9}, {"proximal_mu": 0.1}, {"scaffold": True}, {"dp_noise_multiplier": 0.5}):
         with pytest.raises(ConfigError):
             FederatedConfig(server_adam_lr=1e-4, **bad)

@@ -149,6 +149,12 @@ class FederatedConfig:
         if self.lr_decay and not self.server_adam_lr:
             lr *= (self.rounds - server_round + 1) / self.rounds
         steps = {"max_steps": self.local_steps, "warmup_ratio": 0.0} if self.local_steps else {}
+        if self.server_adam_lr:
+            # The server's AdamW decays the weights itself. Local SGD's coupled decay would
+            # enter the update as if it were gradient, and Adam, which scales every weight's
+            # step to about its learning rate, would turn that steady pull towards zero into
+            # full-size steps that wear the pretrained weights down round after round.
+            steps["weight_decay"] = 0.0
         return self.train.replace(epochs=self.local_epochs, lr=lr, seed=self.train.seed + server_round,
                                   blend="none", eval_fraction=0.0, **steps)
 
