@@ -443,9 +443,41 @@ def test_server_adam_config_combinations():
     assert FederatedConfig(server_adam_lr=1e-4).server_optimizer
     assert FederatedConfig(rounds=4, server_adam_lr=1e-4, lr_decay=True).round_training(4).lr == \
         FederatedConfig().train.lr  # the server's schedule decays, not the clients'
-    # the server's AdamW decays the weights; local decay would reach it disguised as gradient
-    assert FederatedConfig(server_adam_lr=1e-4).round_training(1).weight_decay == 0.0
-    assert FederatedConfig().round_training(1).weight_decay == FederatedConfig().train.weight_decay > 0
+    # with FedAdam the clients only compute gradient: the server's AdamW decays and clips, and
+    # local decay would reach it disguised as gradient
+    local = FederatedConfig(server_adam_lr=1e-4).round_training(1)
+    assert (local.weight_decay, local.max_grad_norm, local.head_lr_multiplier) == (0.0, 0.0, 1.0)
+    plain = FederatedConfig().round_training(1)
+    assert plain.weight_decay == FederatedConfig().train.weight_decay > 0 and plain.max_grad_norm > 0
+
+
+def test_server_adam_reads_the_update_as_the_mean_gradient_and_clips_it(tiny_encoder):
+    import torch
+
+    from lmworks.federated.model import FederatedModel
+    from lmworks.federated.server_adam import ServerAdam
+
+    config = FederatedConfig(rounds=10, local_steps=1, server_adam_lr=1e-3)
+    rng = np.random.default_rng(0)
+
+    def first_moment(max_grad_norm: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        model = FederatedModel(["neg", "pos"], config.round_training(1).replace(model=str(tiny_encoder)))
+        adam = ServerAdam(model, lr=1e-3, rounds=10, local_lr=0.5, max_grad_norm=max_grad_norm)
+        start = model.get_arrays()
+        grads = [rng.normal(size=a.shape).astype(np.float32) for a in start]
+        adam.step(start, [a - 0.5 * g for a, g in zip(start, grads)])  # one local SGD step at lr 0.5
+        # Adam's first moment after one step is (1 - beta1) times the gradient it was given
+        return grads, [adam.optimizer.state[p]["exp_avg"].numpy() / 0.1 for p in model.parameters]
+
+    grads, seen = first_moment(0.0)
+    for g, s in zip(grads, seen):
+        np.testing.assert_allclose(s, g, rtol=1e-4, atol=1e-5)
+    grads, seen = first_moment(1.0)
+    norm = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
+    for g, s in zip(grads, seen):
+        np.testing.assert_allclose(s, g / norm, rtol=1e-3, atol=1e-6)
+    assert float(torch.linalg.vector_norm(torch.cat([torch.from_numpy(s).flatten() for s in seen]))) == \
+        pytest.approx(1.0, rel=1e-3)
     for bad in ({"server_momentum": 0.9}, {"proximal_mu": 0.1}, {"scaffold": True}, {"dp_noise_multiplier": 0.5}):
         with pytest.raises(ConfigError):
             FederatedConfig(server_adam_lr=1e-4, **bad)

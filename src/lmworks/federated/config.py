@@ -150,11 +150,15 @@ class FederatedConfig:
             lr *= (self.rounds - server_round + 1) / self.rounds
         steps = {"max_steps": self.local_steps, "warmup_ratio": 0.0} if self.local_steps else {}
         if self.server_adam_lr:
-            # The server's AdamW decays the weights itself. Local SGD's coupled decay would
-            # enter the update as if it were gradient, and Adam, which scales every weight's
-            # step to about its learning rate, would turn that steady pull towards zero into
-            # full-size steps that wear the pretrained weights down round after round.
-            steps["weight_decay"] = 0.0
+            # The clients only compute the federation's gradient; the server's AdamW does
+            # what centralised training's does with it (see ServerAdam). So no local weight
+            # decay: L2 decay would enter the update as if it were gradient, and Adam, which
+            # scales every weight's step to about its learning rate, would turn that steady
+            # pull towards zero into full-size steps that wear the pretrained weights down.
+            # No local clipping either: clipping each client's gradient on its own reweighs
+            # the clients; the server clips their average, as centralised training clips a
+            # batch. One rate for head and body, so the update divides back into gradient.
+            steps.update(weight_decay=0.0, max_grad_norm=0.0, head_lr_multiplier=1.0)
         return self.train.replace(epochs=self.local_epochs, lr=lr, seed=self.train.seed + server_round,
                                   blend="none", eval_fraction=0.0, **steps)
 

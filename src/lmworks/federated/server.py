@@ -172,7 +172,8 @@ def run_server(
     if config.server_adam_lr:
         from .server_adam import ServerAdam
 
-        server_step = ServerAdam(model, lr=config.server_adam_lr, rounds=config.rounds).step
+        server_step = ServerAdam(model, lr=config.server_adam_lr, rounds=config.rounds, local_lr=config.train.lr,
+                                 max_grad_norm=config.train.max_grad_norm).step
     if config.scaffold:
         initial += [np.zeros_like(a) for a in initial]
     strategy: Any = _strategy_class(base)(

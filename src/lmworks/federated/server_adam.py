@@ -31,9 +31,14 @@ class ServerAdam:
     ``lr`` is the peak learning rate of the encoder (the head gets ``lr`` times
     ``lmworks train``'s default head multiplier); the schedule warms up over the first
     6 % of ``rounds`` and decays linearly to 0 at the last round.
+
+    ``global - average`` is divided by the clients' ``local_lr``: after one local SGD step
+    it is then exactly the example-weighted mean gradient, in the units centralised
+    training clips (to ``max_grad_norm``) and in which Adam's epsilon was chosen.
     """
 
-    def __init__(self, model: FederatedModel, *, lr: float, rounds: int) -> None:
+    def __init__(self, model: FederatedModel, *, lr: float, rounds: int, local_lr: float = 1.0,
+                 max_grad_norm: float = 0.0) -> None:
         import torch
 
         from ..training.schedule import linear_warmup_decay
@@ -44,6 +49,8 @@ class ServerAdam:
                                       weight_decay=defaults.weight_decay, layer_lr_decay=1.0)
         self.model = model
         self.params = model.parameters
+        self.local_lr = local_lr
+        self.max_grad_norm = max_grad_norm
         self.optimizer = make_optimizer(model.backend.network, config)
         warmup = int(defaults.warmup_ratio * rounds)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -55,7 +62,10 @@ class ServerAdam:
 
         self.model.set_arrays(current)
         for param, now, avg in zip(self.params, current, averaged):
-            param.grad = torch.from_numpy(np.asarray(now, dtype=np.float32) - np.asarray(avg, dtype=np.float32))
+            delta = np.asarray(now, dtype=np.float32) - np.asarray(avg, dtype=np.float32)
+            param.grad = torch.from_numpy(delta / np.float32(self.local_lr))
+        if self.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
