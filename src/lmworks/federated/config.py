@@ -46,11 +46,12 @@ class FederatedConfig:
     server_adam_lr:
         When > 0, FedAdam (:mod:`lmworks.federated.server_adam`): the server applies
         ``lmworks train``'s AdamW, at this peak learning rate with warm-up and linear
-        decay over the rounds, to the averaged update. Pair it with one or two
-        ``local_steps`` of plain SGD and no logit adjustment: the average is then an
-        estimate of the centralised gradient, and the server trains as centralised
-        fine-tuning does. The local learning rate then stays constant over the rounds
-        (the server's schedule does the decaying).
+        decay over the rounds, to the averaged update. Pair it with ``local_steps=1`` and
+        no logit adjustment: the average is then an unbiased estimate of the centralised
+        gradient whatever each client's label mix, and the server trains as centralised
+        fine-tuning does (clients then skip weight decay and clipping, which the server
+        does). The local learning rate stays constant over the rounds (the server's
+        schedule does the decaying).
     scaffold:
         SCAFFOLD control variates (:mod:`lmworks.federated.scaffold`): local steps are
         corrected towards the federation's gradient, against label-skew drift. Needs
