@@ -96,7 +96,8 @@ def main() -> None:
         sizes = [c["rows"] for c in result["clients"]]
         by_round = {r["round"]: round(r["eval"]["accuracy"], 4) for r in result["rounds"] if "eval" in r}
         shares = [max(c["labels"].values()) / c["rows"] for c in result["clients"]]
-        method = "FedAvg" + ("+prox" if args.proximal_mu else "") + ("+SCAFFOLD" if args.scaffold else "")
+        method = "FedAvg" + ("+prox" if args.proximal_mu else "") + ("+SCAFFOLD" if args.scaffold else "") + (
+            "+FedAdam" if args.server_adam else "")
         rows.append({"method": f"federated {method}, {args.clients} clients, "
                                f"alpha={args.alpha:g}", **score(TextClassifier.load(out)), "wall_s": wall,
                      "notes": f"{args.rounds} rounds x "
