@@ -449,6 +449,11 @@ def test_server_adam_config_combinations():
     assert (local.weight_decay, local.max_grad_norm, local.head_lr_multiplier) == (0.0, 0.0, 1.0)
     plain = FederatedConfig().round_training(1)
     assert plain.weight_decay == FederatedConfig().train.weight_decay > 0 and plain.max_grad_norm > 0
+    for bad in ({"server_momentum": 0.9}, {"proximal_mu": 0.1}, {"scaffold": True}, {"dp_noise_multiplier": 0.5}):
+        with pytest.raises(ConfigError):
+            FederatedConfig(server_adam_lr=1e-4, **bad)
+    with pytest.raises(ConfigError, match="server_adam_lr"):
+        FederatedConfig(server_adam_lr=-1.0)
 
 
 def test_server_adam_reads_the_update_as_the_mean_gradient_and_clips_it(tiny_encoder):
@@ -478,11 +483,6 @@ def test_server_adam_reads_the_update_as_the_mean_gradient_and_clips_it(tiny_enc
         np.testing.assert_allclose(s, g / norm, rtol=1e-3, atol=1e-6)
     assert float(torch.linalg.vector_norm(torch.cat([torch.from_numpy(s).flatten() for s in seen]))) == \
         pytest.approx(1.0, rel=1e-3)
-    for bad in ({"server_momentum": 0.9}, {"proximal_mu": 0.1}, {"scaffold": True}, {"dp_noise_multiplier": 0.5}):
-        with pytest.raises(ConfigError):
-            FederatedConfig(server_adam_lr=1e-4, **bad)
-    with pytest.raises(ConfigError, match="server_adam_lr"):
-        FederatedConfig(server_adam_lr=-1.0)
 
 
 def test_simulate_with_server_adam(tmp_path, tiny_encoder):

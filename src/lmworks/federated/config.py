@@ -149,7 +149,7 @@ class FederatedConfig:
         lr = self.train.lr
         if self.lr_decay and not self.server_adam_lr:
             lr *= (self.rounds - server_round + 1) / self.rounds
-        steps = {"max_steps": self.local_steps, "warmup_ratio": 0.0} if self.local_steps else {}
+        local: dict = {"max_steps": self.local_steps, "warmup_ratio": 0.0} if self.local_steps else {}
         if self.server_adam_lr:
             # The clients only compute the federation's gradient; the server's AdamW does
             # what centralised training's does with it (see ServerAdam). So no local weight
@@ -159,9 +159,9 @@ class FederatedConfig:
             # No local clipping either: clipping each client's gradient on its own reweighs
             # the clients; the server clips their average, as centralised training clips a
             # batch. One rate for head and body, so the update divides back into gradient.
-            steps.update(weight_decay=0.0, max_grad_norm=0.0, head_lr_multiplier=1.0)
+            local.update(weight_decay=0.0, max_grad_norm=0.0, head_lr_multiplier=1.0)
         return self.train.replace(epochs=self.local_epochs, lr=lr, seed=self.train.seed + server_round,
-                                  blend="none", eval_fraction=0.0, **steps)
+                                  blend="none", eval_fraction=0.0, **local)
 
     def to_dict(self) -> dict:
         """Plain-JSON form (recorded with the global model)."""
