@@ -97,16 +97,18 @@ RULES: dict[str, Rule] = {
 }
 
 
-def cross_validated(rule: Rule, a: np.ndarray, b: np.ndarray, y: np.ndarray, folds: int = 5,
-                    repeats: int = 10) -> float:
-    scores = []
+def cv_splits(n: int, folds: int = 5, repeats: int = 10):
+    """(fit, held) index pairs: ``folds``-fold splits of ``n`` rows, over ``repeats`` shuffles."""
     for r in range(repeats):
-        order = np.random.default_rng(r).permutation(len(y))
+        order = np.random.default_rng(r).permutation(n)
         for k in range(folds):
             held = order[k::folds]
-            fit = np.setdiff1d(order, held)
-            scores.append(accuracy(rule(a[fit], b[fit], y[fit], a[held], b[held]), y[held]))
-    return float(np.mean(scores))
+            yield np.setdiff1d(order, held), held
+
+
+def cross_validated(rule: Rule, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean([accuracy(rule(a[fit], b[fit], y[fit], a[held], b[held]), y[held])
+                          for fit, held in cv_splits(len(y))]))
 
 
 def main() -> None:

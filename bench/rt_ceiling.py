@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from blend_rules import EPS, accuracy, choose_weight, cross_validated, grid_rule, mix_log, neg_log_loss
+from blend_rules import EPS, accuracy, choose_weight, cross_validated, cv_splits, grid_rule, mix_log, neg_log_loss
 
 from lmworks.backends.blend import WEIGHT_GRID
 from lmworks.evaluation import mean_log_loss
@@ -58,16 +58,12 @@ def best_weights(members: list[np.ndarray], y: np.ndarray) -> tuple[float, ...]:
     return best
 
 
-def cv_accuracy(members: list[np.ndarray], y: np.ndarray, folds: int = 5, repeats: int = 10) -> float:
+def cv_accuracy(members: list[np.ndarray], y: np.ndarray) -> float:
     """Weights chosen on 4/5 of dev, accuracy on the other fifth (as ``blend_rules.py`` does)."""
     scores = []
-    for r in range(repeats):
-        order = np.random.default_rng(r).permutation(len(y))
-        for k in range(folds):
-            held = order[k::folds]
-            fit = np.setdiff1d(order, held)
-            weights = best_weights([m[fit] for m in members], y[fit])
-            scores.append(accuracy(mix_many([m[held] for m in members], weights), y[held]))
+    for fit, held in cv_splits(len(y)):
+        weights = best_weights([m[fit] for m in members], y[fit])
+        scores.append(accuracy(mix_many([m[held] for m in members], weights), y[held]))
     return float(np.mean(scores))
 
 
