@@ -102,7 +102,7 @@ def main() -> None:
     import torch
 
     import lmworks
-    from lmworks.training.trainer import usable_cpus
+    from lmworks.runtime import usable_cpus
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     threads = args.threads or usable_cpus()

@@ -27,9 +27,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd  # noqa: E402
 
-from lmworks.monitor.alerts import DEFAULT_RULES, evaluate_rules, parse_rule  # noqa: E402
+from lmworks.monitor.alerts import evaluate_rules  # noqa: E402
 from lmworks.monitor.demo import build_demo_stream  # noqa: E402
 from lmworks.monitor.ingest import Ingestor, OpinionClassifier, open_stream  # noqa: E402
+from lmworks.monitor.rules import DEFAULT_RULES, parse_rule  # noqa: E402
 from lmworks.monitor.store import SQLiteStore  # noqa: E402
 
 DAY = 86400

@@ -92,14 +92,14 @@ def seed_ensembles(runs: dict[int, dict]) -> None:
 def refit_tfidf(runs: dict[int, dict], data: Path) -> None:
     import pandas as pd
 
-    from lmworks.backends.tfidf import _make_pipeline
+    from lmworks.backends.tfidf import tfidf_pipeline
     from lmworks.training.config import TrainConfig
 
     frames = {s: pd.read_csv(data / f"{s}.csv") for s in ("train", "dev", "test")}
     labels = list(next(iter(runs.values()))["labels"])
     y = {s: np.array([labels.index(v) for v in f["label"]]) for s, f in frames.items()}
     texts = {s: list(f["text"]) for s, f in frames.items()}
-    both = _make_pipeline(TrainConfig()).fit(texts["train"] + texts["dev"], np.r_[y["train"], y["dev"]])
+    both = tfidf_pipeline(TrainConfig()).fit(texts["train"] + texts["dev"], np.r_[y["train"], y["dev"]])
     refit = both.predict_proba(texts["test"])
     print("## 2. TF-IDF refitted on train + dev, the dev-chosen weight kept (test accuracy)\n")
     print("| seed | weight | TF-IDF on train (the default) | TF-IDF on train + dev |")
@@ -119,7 +119,7 @@ def third_member(run: dict, data: Path, model_dir: Path) -> None:
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from lmworks.assistant.embed import SentenceEncoder
+    from lmworks.embed import SentenceEncoder
 
     frames = {s: pd.read_csv(data / f"{s}.csv") for s in ("train", "dev", "test")}
     labels = list(run["labels"])

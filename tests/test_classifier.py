@@ -205,3 +205,67 @@ def test_tfidf_backend_roundtrip(sentiment_data, tmp_path):
     clf.save(tmp_path / "t")
     again = TextClassifier.load(tmp_path / "t")
     np.testing.assert_array_equal(again.predict_proba(tt), clf.predict_proba(tt))
+
+
+def test_tfidf_classifier_inside_a_pipeline_under_grid_search():
+    """scikit-learn's clone, Pipeline and GridSearchCV work with TextClassifier (TF-IDF: seconds)."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    texts, labels = make_sentiment(150, seed=41)
+    test_texts, test_labels = make_sentiment(60, seed=42)
+    pipe = Pipeline([("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])),
+                     ("clf", TextClassifier("tfidf", eval_fraction=0.0))])
+    search = GridSearchCV(pipe, {"clf__class_weights": ["none", "balanced"], "clf__seed": [0, 1]}, cv=3)
+    search.fit(texts, labels)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_estimator_.named_steps["clf"].config.class_weights in ("none", "balanced")
+    assert search.score(test_texts, test_labels) >= 0.9  # held out: never seen by the search
+    original = TextClassifier("tfidf", epochs=3, seed=7, extra={"note": "x"})
+    copy = clone(original)
+    assert copy.get_params() == original.get_params() and copy is not original
+    assert not hasattr(copy, "labels_")
+
+
+def test_params_reach_every_config_field_and_the_config_is_the_only_copy():
+    import dataclasses
+
+    from lmworks import TrainConfig
+    from lmworks.modes import Pooling
+
+    clf = TextClassifier("tfidf")
+    params = clf.get_params()
+    assert set(params) == {f.name for f in dataclasses.fields(TrainConfig)}
+    clf.set_params(model="minilm", head="cls", lr=3e-4, epochs=1)
+    assert clf.model == clf.config.model == "minilm" and clf.config.head is Pooling.CLS and clf.config.lr == 3e-4
+    with pytest.raises(ConfigError, match="unknown training option"):
+        clf.set_params(learning_rate=1.0)
+    with pytest.raises(ConfigError, match="unknown head 'max'"):
+        clf.set_params(head="max")
+    config = TrainConfig(model="tfidf", seed=3)
+    assert TextClassifier(config=config).model == "tfidf"  # the config's model unless one is given
+    assert TextClassifier("minilm", config=config).config.seed == 3
+
+
+def test_tfidf_config_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from lmworks import TextClassifier, TrainConfig; TrainConfig(model='tfidf', head='cls', "
+            "blend='none', adversarial='none'); TextClassifier('tfidf'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_score_is_accuracy_and_multi_label_score_is_exact_set_match(tmp_path):
+    texts, labels = make_sentiment(120, seed=43)
+    clf = TextClassifier("tfidf").fit(texts, labels, progress=False)
+    test_texts, test_labels = make_sentiment(40, seed=44)
+    assert clf.score(test_texts, test_labels) == clf.evaluate(test_texts, test_labels)["accuracy"]
+    multi = [[y] if i % 3 else [y, "extra"] for i, y in enumerate(labels)]
+    mclf = TextClassifier("tfidf", multi_label=True).fit(texts, multi, progress=False)
+    predicted = mclf.predict(texts[:30])
+    expected = np.mean([p == sorted(set(y)) for p, y in zip(predicted, multi[:30])])
+    assert mclf.score(texts[:30], multi[:30]) == pytest.approx(expected)

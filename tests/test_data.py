@@ -145,3 +145,32 @@ def test_jsonl_records_json_roundtrip(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("\n".join(json.dumps({"text": f"é {i}", "label": "x"}) for i in range(3)))
     assert read_dataset(path).texts[0] == "é 0"
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_csv_delimiter_is_detected_from_the_header(tmp_path, delimiter, caplog):
+    import logging
+
+    path = tmp_path / "export.csv"
+    rows = [("review", "stars"), ("great; really, great", "5"), ("awful", "1")]
+    path.write_text("\n".join(delimiter.join(f'"{c}"' if delimiter in c or "," in c else c for c in row)
+                              for row in rows) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="lmworks"):
+        data = read_dataset(path, text_column="review", label_column="stars")
+    assert data.texts == ["great; really, great", "awful"] and data.labels == ["5", "1"]
+    assert f"detected {delimiter!r} as the CSV delimiter" in caplog.text
+
+
+def test_wrong_explicit_delimiter_names_the_one_in_the_header(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("review;stars\ngood;5\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"column 'review' not found \(columns: review;stars\); the header holds "
+                                        r"';': pass --delimiter ';'"):
+        read_dataset(path, text_column="review", label_column="stars", delimiter=",")
+    assert read_dataset(path, text_column="review", label_column="stars", delimiter=";").labels == ["5"]
+
+
+def test_comma_files_with_other_characters_in_the_header_stay_comma(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text('text,label\n"a; b | c",x\n"d",y\n', encoding="utf-8")
+    assert read_dataset(path).texts == ["a; b | c", "d"]

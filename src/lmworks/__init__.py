@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .classifier import TextClassifier
 from .data import TextDataset, read_dataset
 from .errors import ConfigError, DataError, LmworksError, ModelDirError
 from .predictor import Predictor, load
+from .runtime import lmworks_version
 from .training.config import TrainConfig
 
-try:
-    __version__ = version("lmworks")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+local"
+__version__ = lmworks_version()
 
 __all__ = [
     "ConfigError",

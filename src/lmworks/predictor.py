@@ -29,9 +29,10 @@ class Predictor:
     :meth:`classify`).
     """
 
-    def __init__(self, classifier: TextClassifier, directory: Path) -> None:
+    def __init__(self, classifier: TextClassifier, directory: str | Path | None = None) -> None:
+        classifier.check_fitted()
         self.classifier = classifier
-        self.directory = directory
+        self.directory = Path(directory) if directory is not None else None
         self.meta: dict[str, Any] = classifier.meta_
         self.labels: list[str] = list(classifier.labels_)
         self.task: str = self.meta.get("task", "single_label")
@@ -49,8 +50,8 @@ class Predictor:
 
     @property
     def name(self) -> str:
-        """A short name for logs and API answers: the directory name."""
-        return self.directory.name
+        """A short name for logs and API answers: the directory name (``in-memory`` for a fitted classifier)."""
+        return self.directory.name if self.directory is not None else "in-memory"
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """``(n, n_labels)`` probabilities."""

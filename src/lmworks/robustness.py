@@ -133,7 +133,7 @@ def embedding_attack_accuracy(predictor, texts: Sequence[str], labels: Sequence[
     network = getattr(backend, "network", None)
     if network is None or not hasattr(network, "input_embeddings"):
         return None  # ONNX or TF-IDF: no gradients to follow
-    from .training.batching import pad_batch, tokenize
+    from .tokens import pad_batch, tokenize
 
     index = {label: i for i, label in enumerate(predictor.labels)}
     ids = tokenize(backend.tokenizer, texts, backend.max_length, what="texts")

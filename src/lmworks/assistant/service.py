@@ -103,8 +103,6 @@ def create_assistant_app(assistant: Assistant, *, log_db: str | Path, api_key: s
     """The FastAPI app of the assistant."""
     import contextlib
 
-    from .. import __version__
-
     log = ExchangeLog(log_db)
 
     @contextlib.asynccontextmanager
@@ -113,7 +111,7 @@ def create_assistant_app(assistant: Assistant, *, log_db: str | Path, api_key: s
         log.close()
 
     app = base_app(title="lmworks assistant", description="Answers from a knowledge base, or a hand-off.",
-                   version=__version__, metrics=ServerMetrics(), api_key=api_key,
+                   metrics=ServerMetrics(), api_key=api_key,
                    max_body_bytes=max_body_bytes, lifespan=lifespan)
 
     @app.get("/healthz", summary="liveness")

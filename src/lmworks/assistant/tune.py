@@ -7,6 +7,9 @@ Batches never hold two pairs of the same answer, which would be false negatives.
 With held-out queries, the tuned encoder is kept only if it ranks them better (top-1,
 then top-3) than the original: tuning on a small, repetitive base can overfit, and a
 user asked for a better assistant, not a different one.
+
+Training runs on the one engine (:class:`~lmworks.training.engine.Trainer`) with
+:class:`ContrastiveObjective`.
 """
 
 from __future__ import annotations
@@ -19,18 +22,42 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
-from ..training.batching import pad_batch, tokenize
-from ..training.schedule import linear_warmup_decay
-from ..training.trainer import seed_everything, torch_threads
+from ..embed import SentenceEncoder
+from ..runtime import seed_everything, torch_threads
+from ..tokens import pad_batch, tokenize
+from ..training.config import TrainConfig
+from ..training.objectives import Objective
 from .assistant import Assistant
 
 LOGGER = logging.getLogger("lmworks")
 
+#: ``(anchor, positive, answer id)``
+Pair = tuple[str, str, int]
+
 
 @dataclass
 class TuneConfig:
-    """Contrastive tuning settings (sentence-transformers' defaults where they exist)."""
+    """Contrastive tuning settings (sentence-transformers' defaults where they exist).
+
+    Attributes
+    ----------
+    epochs:
+        Passes over the pairs (rounded to a whole number, at least one).
+    batch_size:
+        Pairs per batch: each pair's positive is every other pair's negative.
+    lr, warmup:
+        Peak learning rate and the share of steps warming it up.
+    scale:
+        Inverse temperature of the cosine similarities in the softmax.
+    seed:
+        Seeds the pair sampling, the batches and the engine.
+    max_pairs_per_answer:
+        Pairs drawn per answer, so that a frequent answer does not dominate.
+    num_threads:
+        Torch threads (default: the usable CPUs).
+    """
 
     epochs: float = 1.0
     batch_size: int = 32
@@ -41,8 +68,14 @@ class TuneConfig:
     max_pairs_per_answer: int = 20
     num_threads: int | None = None
 
+    def engine_config(self, *, epochs: int, total_steps: int) -> TrainConfig:
+        """The engine's settings: AdamW with weight decay 0.01, clipping at 1.0, exactly ``total_steps`` steps."""
+        return TrainConfig(epochs=epochs, max_steps=total_steps, batch_size=self.batch_size, lr=self.lr,
+                           warmup_ratio=self.warmup, head_lr_multiplier=1.0, weight_decay=0.01, max_grad_norm=1.0,
+                           seed=self.seed, num_threads=self.num_threads, patience=0, eval_fraction=0.0, blend="none")
 
-def training_pairs(assistant: Assistant, max_per_answer: int, rng: random.Random) -> list[tuple[str, str, int]]:
+
+def training_pairs(assistant: Assistant, max_per_answer: int, rng: random.Random) -> list[Pair]:
     """``(anchor, positive, answer id)``: question→answer, and question→question of one answer."""
     groups: dict[int, list[int]] = {}
     for i, a in enumerate(assistant.answer_ids.tolist()):
@@ -60,25 +93,46 @@ def training_pairs(assistant: Assistant, max_per_answer: int, rng: random.Random
     return pairs
 
 
-def _batches(pairs: list[tuple[str, str, int]], size: int, rng: random.Random) -> list[list[tuple[str, str, int]]]:
-    """Shuffled batches without two pairs of the same answer."""
-    rng.shuffle(pairs)
-    batches: list[list[tuple[str, str, int]]] = []
-    open_batches: list[tuple[list[tuple[str, str, int]], set[int]]] = []
-    for pair in pairs:
-        for batch, answers in open_batches:
-            if pair[2] not in answers and len(batch) < size:
-                batch.append(pair)
-                answers.add(pair[2])
+def answer_disjoint_batches(answers: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of pair indices without two pairs of the same answer (no false negatives)."""
+    order = list(range(len(answers)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    open_batches: list[tuple[list[int], set[int]]] = []
+    for index in order:
+        for batch, taken in open_batches:
+            if answers[index] not in taken and len(batch) < size:
+                batch.append(index)
+                taken.add(answers[index])
                 break
         else:
-            open_batches.append(([pair], {pair[2]}))
+            open_batches.append(([index], {answers[index]}))
         full = [b for b in open_batches if len(b[0]) >= size]
         for b in full:
             batches.append(b[0])
             open_batches.remove(b)
     batches.extend(b for b, _ in open_batches if len(b) > 1)
     return batches
+
+
+class ContrastiveObjective(Objective):
+    """Multiple-negatives ranking loss over planned, answer-disjoint batches of pairs."""
+
+    def __init__(self, encoder: SentenceEncoder, pairs: list[Pair], plan: list[list[list[int]]], scale: float) -> None:
+        self.encoder, self.pairs, self.plan, self.scale = encoder, pairs, plan, scale
+
+    def batches(self, epoch: int) -> list[list[int]]:  # noqa: D102
+        return self.plan[epoch] if epoch < len(self.plan) else []
+
+    def _embed(self, texts: list[str], what: str) -> torch.Tensor:
+        ids = tokenize(self.encoder.tokenizer, texts, self.encoder.max_length, what=what)
+        return self.encoder.forward(*pad_batch(ids, self.encoder.pad_id))
+
+    def loss(self, model: nn.Module, batch: list[int]) -> torch.Tensor:  # noqa: D102
+        anchors = self._embed([self.pairs[i][0] for i in batch], "anchors")
+        positives = self._embed([self.pairs[i][1] for i in batch], "positives")
+        logits = self.scale * anchors @ positives.T
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
 
 
 def tune(
@@ -88,7 +142,7 @@ def tune(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune ``assistant.encoder`` in place, rebuild the index; return a before/after report."""
-    from tqdm.auto import tqdm
+    from ..training.engine import Trainer
 
     config = config or TuneConfig()
     rng = random.Random(config.seed)
@@ -100,61 +154,44 @@ def tune(
     if len(pairs) < 2:
         raise ValueError("too few question/answer pairs to tune on")
     epochs = max(1, int(round(config.epochs)))
-    plan = [_batches(list(pairs), config.batch_size, rng) for _ in range(epochs)]
+    plan = [answer_disjoint_batches([a for _, _, a in pairs], config.batch_size, rng) for _ in range(epochs)]
     total = sum(len(p) for p in plan)
-    model = encoder.model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    warmup = int(config.warmup * total)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: linear_warmup_decay(s, warmup_steps=warmup, total_steps=total)
-    )
-    tok, pad_id = encoder.tokenizer, encoder.tokenizer.pad_token_id
-    losses = []
-    model.train()
-    with torch_threads(config.num_threads), tqdm(total=total, desc="tuning", disable=not progress) as bar:
-        for batches in plan:
-            for batch in batches:
-                anchors = tokenize(tok, [a for a, _, _ in batch], encoder.max_length, what="anchors")
-                positives = tokenize(tok, [p for _, p, _ in batch], encoder.max_length, what="positives")
-                a = encoder.forward(*pad_batch(anchors, pad_id))
-                p = encoder.forward(*pad_batch(positives, pad_id))
-                logits = config.scale * a @ p.T
-                target = torch.arange(len(batch))
-                loss = torch.nn.functional.cross_entropy(logits, target)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                bar.update(1)
-                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
-    model.eval()
+    objective = ContrastiveObjective(encoder, pairs, plan, config.scale)
+    with torch_threads(config.num_threads):
+        result = Trainer(encoder.model, config.engine_config(epochs=epochs, total_steps=total), objective,
+                         progress=progress, description="tuning").train()
     assistant.reindex()
+    losses = result.step_losses
     report: dict[str, Any] = {
         "pairs": len(pairs), "steps": total, "epochs": epochs, "lr": config.lr, "batch_size": config.batch_size,
         "first_loss": round(sum(losses[:10]) / len(losses[:10]), 4),
         "last_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4),
     }
-    if dev_queries:
-        after = assistant.evaluate(dev_queries)
-        report["dev_before"] = {k: before[k] for k in ("top1_accuracy", "top3_accuracy")} if before else None
-        report["dev_after"] = {k: after[k] for k in ("top1_accuracy", "top3_accuracy")}
-        def key(m):
-            return (m["top1_accuracy"] or 0.0, m["top3_accuracy"] or 0.0)
-
-        if before and key(after) <= key(before):
-            LOGGER.warning("tuning did not improve top-1/top-3 on the dev queries (%.3f/%.3f -> %.3f/%.3f); "
-                           "keeping the original encoder", *key(before), *key(after))
-            model.load_state_dict(original)
-            assistant.reindex()
-            report["kept"] = False
-        else:
-            report["kept"] = True
-    else:
-        report["kept"] = True
-        report["note"] = "no held-out queries given: the tuned encoder is kept unchecked"
+    report.update(_keep_if_better(assistant, dev_queries, before, original))
     assistant.calibrate(dev_queries)
     if report["kept"]:
         assistant.tuning = report
     return report
+
+
+def _keep_if_better(assistant: Assistant, dev_queries: Sequence[tuple[str, str | None]] | None,
+                    before: dict[str, Any] | None, original: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep the tuned encoder only if it ranks the dev queries better; restore the original otherwise."""
+    if not dev_queries:
+        return {"kept": True, "note": "no held-out queries given: the tuned encoder is kept unchecked"}
+    after = assistant.evaluate(dev_queries)
+    out: dict[str, Any] = {
+        "dev_before": {k: before[k] for k in ("top1_accuracy", "top3_accuracy")} if before else None,
+        "dev_after": {k: after[k] for k in ("top1_accuracy", "top3_accuracy")},
+    }
+
+    def key(m: dict[str, Any]) -> tuple[float, float]:
+        return (m["top1_accuracy"] or 0.0, m["top3_accuracy"] or 0.0)
+
+    if before and key(after) <= key(before):
+        LOGGER.warning("tuning did not improve top-1/top-3 on the dev queries (%.3f/%.3f -> %.3f/%.3f); "
+                       "keeping the original encoder", *key(before), *key(after))
+        assistant.encoder.model.load_state_dict(original)
+        assistant.reindex()
+        return {**out, "kept": False}
+    return {**out, "kept": True}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,38 @@ from ..training.config import TrainConfig
 ScoreFn = Callable[[np.ndarray], tuple[float, dict[str, Any]]]
 
 
+@dataclass
+class FitRun:
+    """What a backend's ``fit`` needs besides the data.
+
+    Attributes
+    ----------
+    labels:
+        Label names; target ``j`` is ``labels[j]``.
+    config:
+        The run's training settings.
+    eval_texts, score_fn:
+        Dev texts and the function scoring probabilities on them (early stopping,
+        blend weight); ``None`` without dev data.
+    checkpoint_dir, resume:
+        Where checkpoints go, and whether to continue the one there.
+    progress:
+        Show a progress bar.
+    """
+
+    labels: list[str]
+    config: TrainConfig
+    eval_texts: Sequence[str] | None = None
+    score_fn: ScoreFn | None = None
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def without_dev(self) -> FitRun:
+        """The same run with no dev data (a model that needs none, such as the blend's TF-IDF half)."""
+        return dataclasses.replace(self, eval_texts=None, score_fn=None)
+
+
 class Backend(abc.ABC):
     """Maps texts to an ``(n, n_labels)`` array of probabilities."""
 
@@ -22,19 +56,7 @@ class Backend(abc.ABC):
     name: str = ""
 
     @abc.abstractmethod
-    def fit(
-        self,
-        texts: Sequence[str],
-        targets: np.ndarray,
-        *,
-        labels: list[str],
-        config: TrainConfig,
-        eval_texts: Sequence[str] | None,
-        score_fn: ScoreFn | None,
-        checkpoint_dir: Path | None = None,
-        resume: bool = False,
-        progress: bool = True,
-    ) -> dict[str, Any]:
+    def fit(self, texts: Sequence[str], targets: np.ndarray, run: FitRun) -> dict[str, Any]:
         """Train on ``targets`` (class ids, or a multi-hot matrix); return run information."""
 
     @abc.abstractmethod
@@ -42,36 +64,14 @@ class Backend(abc.ABC):
         """Probabilities: softmax rows for single-label, independent sigmoids for multi-label."""
 
     @abc.abstractmethod
-    def save(self, directory: Path) -> dict[str, Any]:
-        """Write the backend's files; return what ``lmworks.json`` should record about them."""
+    def describe(self) -> dict[str, Any]:
+        """What ``lmworks.json`` records about this fitted backend (head, max length, base model...)."""
+
+    @abc.abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the backend's files into ``directory`` (an empty, temporary folder)."""
 
     @classmethod
     @abc.abstractmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Backend:
         """Rebuild from a directory written by :meth:`save`."""
-
-
-def backend_class(name: str) -> type[Backend]:
-    """Backend class for a name stored in ``lmworks.json``."""
-    from .onnx import OnnxBackend
-    from .tfidf import TfidfBackend
-    from .transformer import TransformerBackend
-
-    classes: dict[str, type[Backend]] = {
-        TransformerBackend.name: TransformerBackend, TfidfBackend.name: TfidfBackend, OnnxBackend.name: OnnxBackend,
-    }
-    if name not in classes:
-        from ..errors import ModelDirError
-
-        raise ModelDirError(f"unknown backend {name!r} in lmworks.json (known: {', '.join(classes)})")
-    return classes[name]
-
-
-def backend_for_model(model: str) -> Backend:
-    """A fresh backend for the ``--model`` value (baseline name, encoder name or path)."""
-    from .tfidf import TfidfBackend
-    from .transformer import TransformerBackend
-
-    if model == "tfidf":
-        return TfidfBackend()
-    return TransformerBackend(model)

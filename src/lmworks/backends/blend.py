@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..training.config import TrainConfig
-from .base import Backend, ScoreFn
+from .base import Backend, FitRun, ScoreFn
 from .tfidf import TfidfBackend
 
 BLEND_DIR = "blend"
@@ -84,31 +83,17 @@ class BlendBackend(Backend):
         self.multi_label = multi_label
         self.name = primary.name
 
-    def fit(
-        self,
-        texts: Sequence[str],
-        targets: np.ndarray,
-        *,
-        labels: list[str],
-        config: TrainConfig,
-        eval_texts: Sequence[str] | None,
-        score_fn: ScoreFn | None,
-        checkpoint_dir: Path | None = None,
-        resume: bool = False,
-        progress: bool = True,
-    ) -> dict[str, Any]:
+    def fit(self, texts: Sequence[str], targets: np.ndarray, run: FitRun) -> dict[str, Any]:
         """Train both models, then choose the weight on the dev data."""
-        info = self.primary.fit(
-            texts, targets, labels=labels, config=config, eval_texts=eval_texts, score_fn=score_fn,
-            checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
-        )
-        if info.get("interrupted") or not eval_texts or score_fn is None:
+        info = self.primary.fit(texts, targets, run)
+        score_fn = run.score_fn
+        if info.get("interrupted") or not run.eval_texts or score_fn is None:
             self.weight = 0.0
             return info
-        self.multi_label = config.multi_label
-        self.secondary.fit(texts, targets, labels=labels, config=config, eval_texts=None, score_fn=None)
-        primary_dev = self.primary.predict_proba(eval_texts)
-        secondary_dev = self.secondary.predict_proba(eval_texts)
+        self.multi_label = run.config.multi_label
+        self.secondary.fit(texts, targets, run.without_dev())
+        primary_dev = self.primary.predict_proba(run.eval_texts)
+        secondary_dev = self.secondary.predict_proba(run.eval_texts)
         alone_score, alone = score_fn(primary_dev)
         self.weight, blended = best_blend_weight(primary_dev, secondary_dev, score_fn, kind=self.kind,
                                                  multi_label=self.multi_label)
@@ -127,12 +112,10 @@ class BlendBackend(Backend):
                         multi_label=self.multi_label)
         return proba
 
-    def save(self, directory: Path) -> dict[str, Any]:
-        """The encoder's files as usual; TF-IDF under ``blend/`` when its weight is > 0."""
-        meta = self.primary.save(directory)
+    def describe(self) -> dict[str, Any]:
+        """The encoder's record, plus the blend's weight and formula when its weight is > 0."""
+        meta = self.primary.describe()
         if self.weight > 0:
-            (directory / BLEND_DIR).mkdir()
-            self.secondary.save(directory / BLEND_DIR)
             formula = ("proba = (1 - weight) * encoder_proba + weight * tfidf_proba" if self.kind == "proba" else
                        "proba = sigmoid((1 - weight) * logit(encoder_proba) + weight * logit(tfidf_proba))"
                        if self.multi_label else
@@ -141,10 +124,17 @@ class BlendBackend(Backend):
                              "formula": formula}
         return meta
 
+    def save(self, directory: Path) -> None:
+        """The encoder's files as usual; TF-IDF under ``blend/`` when its weight is > 0."""
+        self.primary.save(directory)
+        if self.weight > 0:
+            (directory / BLEND_DIR).mkdir()
+            self.secondary.save(directory / BLEND_DIR)
+
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Backend:
         """Load the encoder backend named in ``lmworks.json`` and attach the blend."""
-        from .base import backend_class
+        from .registry import backend_class
 
         return cls.attach(backend_class(meta.get("backend", "transformer")).load(directory, meta), directory, meta)
 

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ModelDirError
-from ..training.config import TrainConfig
-from .base import Backend, ScoreFn
+from ..heads import activate
+from ..runtime import usable_cpus
+from ..tokens import load_tokenizer, pad_batch, sorted_batches, tokenize
+from .base import Backend, FitRun
 
 ONNX_FILE = "model.onnx"
 #: Padded tokens per batch, measured best on 2 AVX2 cores with MiniLM: int8 GEMMs gain
@@ -49,20 +51,9 @@ class OnnxBackend(Backend):
         self.max_tokens = MAX_TOKENS[None]
         self.pool: Any = None
         self.workers = 1
+        self.record: dict[str, Any] = {}
 
-    def fit(  # noqa: D102 - an exported model is frozen
-        self,
-        texts: Sequence[str],
-        targets: np.ndarray,
-        *,
-        labels: list[str],
-        config: TrainConfig,
-        eval_texts: Sequence[str] | None,
-        score_fn: ScoreFn | None,
-        checkpoint_dir: Path | None = None,
-        resume: bool = False,
-        progress: bool = True,
-    ) -> dict[str, Any]:
+    def fit(self, texts: Sequence[str], targets: np.ndarray, run: FitRun) -> dict[str, Any]:  # noqa: D102
         raise ConfigError("an exported ONNX model cannot be trained; fine-tune the PyTorch model and export again")
 
     def logits_from_ids(self, input_ids: list[list[int]], max_tokens: int | None = None) -> np.ndarray:
@@ -72,8 +63,6 @@ class OnnxBackend(Backend):
         small matrices that beats splitting every op across threads (measured 333-359
         vs 286-313 texts/s for MiniLM int8 on 2 cores).
         """
-        from ..training.batching import pad_batch, sorted_batches
-
         out = np.zeros((len(input_ids), self.n_labels), dtype=np.float32)
         if not input_ids:
             return out
@@ -98,26 +87,27 @@ class OnnxBackend(Backend):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities from ONNX Runtime."""
-        from ..inference.runner import activate
-        from ..training.batching import tokenize
-
         if self.session is None:
             raise RuntimeError("backend is not loaded")
         logits = self.logits_from_ids(tokenize(self.tokenizer, texts, self.max_length))
         return activate(logits, multi_label=self.multi_label)
 
-    def save(self, directory: Path) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
+        """The export's own record (graph file, opset, quantisation), as loaded."""
+        if self.session is None:
+            raise RuntimeError("backend is not loaded")
+        return {"max_length": self.max_length, **self.record}
+
+    def save(self, directory: Path) -> None:
         """Exported directories are written by :func:`lmworks.export.export_onnx`, not re-saved."""
         raise ConfigError("an exported ONNX model is saved by `lmworks export`; copy the directory instead")
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> OnnxBackend:
         """Open an ONNX Runtime session over the exported graph."""
-        from ..training.trainer import usable_cpus
-        from .transformer import _quiet_transformers, load_tokenizer
-
         ort = require_onnxruntime()
         backend = cls()
+        backend.record = {k: meta[k] for k in ("onnx", "export_check", "head", "base_model") if k in meta}
         info = meta.get("onnx", {})
         backend.file = info.get("file", ONNX_FILE)
         backend.max_tokens = MAX_TOKENS.get(info.get("quantize"), MAX_TOKENS[None])
@@ -143,6 +133,5 @@ class OnnxBackend(Backend):
         except Exception as err:  # onnxruntime raises its own exception types
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise ModelDirError(f"{directory / backend.file}: cannot load ONNX graph ({first})") from None
-        with _quiet_transformers():
-            backend.tokenizer = load_tokenizer(directory)
+        backend.tokenizer = load_tokenizer(directory)
         return backend

@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelDirError
-from ..training.config import ClassWeighting, TrainConfig
-from .base import Backend, ScoreFn
+from ..modes import ClassWeighting
+from ..training.config import TrainConfig
+from .base import Backend, FitRun
 
 PIPELINE_FILE = "model.joblib"
 
 
-def _make_pipeline(config: TrainConfig):
+def tfidf_pipeline(config: TrainConfig) -> Any:
+    """The TF-IDF features (word 1-2 grams + char 2-4 grams) and logistic regression, unfitted."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
@@ -33,7 +35,7 @@ def _make_pipeline(config: TrainConfig):
                                      min_df=2, max_features=200_000)),
         ]
     )
-    balanced = "balanced" if ClassWeighting(config.class_weights) is ClassWeighting.BALANCED else None
+    balanced = "balanced" if config.class_weights is ClassWeighting.BALANCED else None
     clf = LogisticRegression(C=4.0, max_iter=2000, class_weight=balanced, random_state=config.seed)
     if config.multi_label:
         clf = OneVsRestClassifier(clf)
@@ -49,28 +51,16 @@ class TfidfBackend(Backend):
         self.pipeline: Any = None
         self.multi_label = False
 
-    def fit(
-        self,
-        texts: Sequence[str],
-        targets: np.ndarray,
-        *,
-        labels: list[str],
-        config: TrainConfig,
-        eval_texts: Sequence[str] | None,
-        score_fn: ScoreFn | None,
-        checkpoint_dir: Path | None = None,
-        resume: bool = False,
-        progress: bool = True,
-    ) -> dict[str, Any]:
+    def fit(self, texts: Sequence[str], targets: np.ndarray, run: FitRun) -> dict[str, Any]:
         """Fit the pipeline (no epochs, no checkpoints: it takes seconds)."""
         import time
 
-        self.multi_label = config.multi_label
-        self.pipeline = _make_pipeline(config)
+        self.multi_label = run.config.multi_label
+        self.pipeline = tfidf_pipeline(run.config)
         start = time.perf_counter()
         self.pipeline.fit(list(texts), targets)
         seconds = time.perf_counter() - start
-        dev = score_fn(self.predict_proba(eval_texts))[1] if eval_texts and score_fn else None
+        dev = run.score_fn(self.predict_proba(run.eval_texts))[1] if run.eval_texts and run.score_fn else None
         return {"train_seconds": round(seconds, 2),
                 "samples_per_second": round(len(texts) / max(seconds, 1e-9), 2),
                 "dev_metrics": dev, "interrupted": False}
@@ -83,12 +73,15 @@ class TfidfBackend(Backend):
             return np.zeros((0, len(self.pipeline.classes_)))
         return np.asarray(self.pipeline.predict_proba(list(texts)), dtype=np.float64)
 
-    def save(self, directory: Path) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
+        """Nothing beyond what the classifier records: the pipeline is one pickled file."""
+        return {}
+
+    def save(self, directory: Path) -> None:
         """Pickle the pipeline with joblib (load only model dirs you trust)."""
         import joblib
 
         joblib.dump(self.pipeline, directory / PIPELINE_FILE)
-        return {}
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> TfidfBackend:

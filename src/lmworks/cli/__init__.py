@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (subcommand modules add their own options)."""
     import importlib
 
-    from .. import __version__
+    from ..runtime import lmworks_version
 
     parser = argparse.ArgumentParser(
         prog="lmworks",
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on a CPU and offline.",
         epilog="Run 'lmworks COMMAND --help' for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"lmworks {__version__}")
+    parser.add_argument("--version", action="version", version=f"lmworks {lmworks_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:

@@ -12,9 +12,6 @@ LOGGER = logging.getLogger("lmworks")
 
 def register(sub) -> None:
     """Add the subcommand and its own subcommands."""
-    from ..assistant.assistant import AssistantConfig
-
-    d = AssistantConfig()
     p = sub.add_parser(
         "assistant", help="customer-service assistant: answer from past Q&A, hand off when unsure",
         description="Answer new questions from historical question/answer pairs by semantic search, "
@@ -22,7 +19,14 @@ def register(sub) -> None:
         "them the assistant hands off to a person with suggestions.",
     )
     s = p.add_subparsers(dest="assistant_command", metavar="ACTION", required=True)
+    _register_build(s)
+    _register_use(s)
 
+
+def _register_build(s) -> None:
+    from ..assistant.assistant import AssistantConfig
+
+    d = AssistantConfig()
     b = s.add_parser("build", help="index a knowledge base (CSV/JSONL/YAML, chatterbot layout, or a folder)",
                      description="Embed every question and calibrate the hand-off rule. FAQ_FILE has columns "
                      "question, answer, optional intent (CSV/JSONL/Parquet), a YAML list of such mappings, "
@@ -46,6 +50,8 @@ def register(sub) -> None:
     b.add_argument("--encoding", default="utf-8")
     b.set_defaults(run=run_build)
 
+
+def _register_use(s) -> None:
     a = s.add_parser("ask", help="answer one question (JSON out)")
     a.add_argument("index_dir", metavar="DIR")
     a.add_argument("question")
@@ -161,8 +167,8 @@ def run_tune(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate on labelled queries."""
-    from .._io import write_text_atomic
     from ..assistant import Assistant, read_queries
+    from ..atomic import write_text_atomic
 
     assistant = Assistant.load(args.index_dir)
     metrics = assistant.evaluate(read_queries(args.queries))
@@ -200,7 +206,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from ..assistant import Assistant
     from ..assistant.service import create_assistant_app
-    from ..serve.common import api_key_from_env, run_app
+    from ..serve.common import api_key_from_env
+    from ..serve.runner import run_app
 
     key = api_key_from_env(args.api_key_env)
     assistant = Assistant.load(args.index_dir)

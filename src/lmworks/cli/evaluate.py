@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from ._common import add_data_options
+from .common import add_data_options, read_options
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -28,16 +28,13 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
-    from .._io import write_text_atomic
+    from ..atomic import write_text_atomic
     from ..classifier import TextClassifier
     from ..data import read_dataset
     from ..evaluation import format_report
 
     clf = TextClassifier.load(args.model_dir)
-    data = read_dataset(
-        args.data, text_column=args.text_column, label_column=args.label_column,
-        multi_label=clf.config.multi_label, label_separator=args.label_separator, encoding=args.encoding,
-    )
+    data = read_dataset(args.data, multi_label=clf.config.multi_label, **read_options(args))
     metrics = clf.evaluate(data.texts, data.require_labels())
     print(format_report(metrics))
     if metrics["unseen_labels"]:

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from ._common import add_data_options
+from .common import add_data_options, read_options
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -46,10 +46,7 @@ def run(args: argparse.Namespace) -> int:
     eval_data = None
     if args.eval:
         multi_label = read_meta(args.model_dir, verify=False).get("task") == "multi_label"
-        eval_data = read_dataset(
-            args.eval, text_column=args.text_column, label_column=args.label_column, multi_label=multi_label,
-            label_separator=args.label_separator, encoding=args.encoding,
-        )
+        eval_data = read_dataset(args.eval, multi_label=multi_label, **read_options(args))
     options = ExportOptions(quantize=args.quantize, optimize=not args.no_optimize,
                             max_accuracy_drop=args.max_accuracy_drop)
     report = export_onnx(args.model_dir, args.output, options, eval_data)

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from ._common import add_data_options, positive_int
+from .common import add_data_options, positive_int, read_options
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -70,14 +70,11 @@ def _config(args: argparse.Namespace):
 
     from ..errors import ConfigError
     from ..federated.config import FederatedConfig, default_local_training
-    from ..training.config import TrainConfig
 
     if args.config_json:
         try:
-            raw = json.loads(Path(args.config_json).read_text(encoding="utf-8"))
-            train = TrainConfig.from_dict(raw.pop("train"))
-            return FederatedConfig(**raw, train=train)
-        except (OSError, ValueError, TypeError, KeyError) as err:
+            return FederatedConfig.from_dict(json.loads(Path(args.config_json).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as err:
             raise ConfigError(f"{args.config_json}: not a federation config ({err})") from None
     train = default_local_training().replace(model=args.model, head=args.head, optimizer=args.optimizer, lr=args.lr,
                                              head_lr_multiplier=args.head_lr_multiplier,
@@ -159,7 +156,7 @@ def run_server(args: argparse.Namespace) -> int:
         from ..model_dir import check_output_dir
 
         check_output_dir(args.output)
-    read = dict(text_column=args.text_column, label_column=args.label_column, encoding=args.encoding)
+    read = read_options(args)
     ev = read_dataset(args.eval, **read) if args.eval else None
     labels = args.labels or (sorted(set(ev.require_labels())) if ev else None)
     if not labels:
@@ -179,8 +176,7 @@ def run_client(args: argparse.Namespace) -> int:
     from ..data import read_dataset
     from ..federated.client import run_client as join
 
-    data = read_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
-                        encoding=args.encoding)
+    data = read_dataset(args.data, **read_options(args))
     LOGGER.info("joining the federation at %s with %d rows from %s", args.server, len(data), args.data)
     result = join(data.texts, data.require_labels(), address=args.server, source=args.data, model=args.model,
                   num_threads=args.threads, max_wait=args.max_wait, progress=not args.quiet)
@@ -190,7 +186,7 @@ def run_client(args: argparse.Namespace) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Split, federate, report."""
-    from .._io import write_text_atomic
+    from ..atomic import write_text_atomic
     from ..classifier import TextClassifier
     from ..data import read_dataset, split_dataset
     from ..evaluation import format_report
@@ -198,7 +194,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from ..model_dir import check_output_dir
 
     check_output_dir(args.output)
-    read = dict(text_column=args.text_column, label_column=args.label_column, encoding=args.encoding)
+    read = read_options(args)
     data = read_dataset(args.data, **read)
     texts, labels = data.texts, data.require_labels()
     if args.eval:

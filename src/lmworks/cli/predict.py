@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ._common import positive_int
+from .common import positive_int
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--text-column", default="text", help="column holding the text (default: text)")
     p.add_argument("--label-separator", default="|", help="joins multi-label predictions in CSV (default: |)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input (default: utf-8)")
+    p.add_argument("--delimiter", help="CSV field delimiter (default: detected from the header line)")
     p.add_argument("--chunk-size", type=positive_int, default=10_000, help="rows per chunk (default: 10000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     clf = TextClassifier.load(args.model_dir)
     rows = predict_file(
         clf, args.data, args.output, text_column=args.text_column, chunk_size=args.chunk_size,
-        encoding=args.encoding, label_separator=args.label_separator, progress=not args.quiet,
+        encoding=args.encoding, delimiter=args.delimiter, label_separator=args.label_separator,
+        progress=not args.quiet,
     )
     LOGGER.info("wrote %d rows to %s", rows, args.output)
     return 0

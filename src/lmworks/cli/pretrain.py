@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from ._common import positive_int
+from .common import positive_int
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -37,32 +37,17 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=positive_int)
     p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--delimiter", help="CSV delimiter (default: detected from the header line)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=run)
 
 
-def read_texts(path: str, column: str, encoding: str) -> list[str]:
-    """Lines of a .txt file, or a text column of a data file."""
-    from pathlib import Path
-
-    from ..data import read_dataset
-    from ..errors import DataError
-
-    if Path(path).suffix.lower() == ".txt":
-        try:
-            return [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines() if line.strip()]
-        except FileNotFoundError:
-            raise DataError(f"{path}: file not found") from None
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}: not valid {encoding} text (byte {err.start})") from None
-    return read_dataset(path, text_column=column, label_column=None, encoding=encoding).texts
-
-
 def run(args: argparse.Namespace) -> int:
     """Pretrain and write the encoder."""
+    from ..data import read_texts
     from ..pretrain import PretrainConfig, pretrain
 
-    texts = read_texts(args.data, args.text_column, args.encoding)
+    texts = read_texts(args.data, text_column=args.text_column, encoding=args.encoding, delimiter=args.delimiter)
     config = PretrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             max_length=args.max_length, mlm_probability=args.mlm_probability,
                             whole_word_masking=args.whole_word_masking, head_warmup=args.head_warmup, seed=args.seed,

@@ -8,24 +8,28 @@ import logging
 import sys
 from typing import Any
 
-from ._common import positive_int
+from .common import positive_int
 
 LOGGER = logging.getLogger("lmworks")
 
 
 def register(sub) -> None:
     """Add the subcommand and its actions."""
-    from ..recommend.data import Columns
-    from ..recommend.model import RecommenderConfig
-
-    d, c = RecommenderConfig(), Columns()
     p = sub.add_parser(
         "recommend", help="rank items for a user from item text and click history",
         description="A two-tower recommender: the shipped encoder reads item text, a user is their recent "
         "positive items. New items with text but no clicks can be recommended.",
     )
     s = p.add_subparsers(dest="recommend_command", metavar="ACTION", required=True)
+    _register_train(s)
+    _register_use(s)
 
+
+def _register_train(s) -> None:
+    from ..recommend.data import Columns
+    from ..recommend.model import RecommenderConfig
+
+    d, c = RecommenderConfig(), Columns()
     t = s.add_parser("train", help="train on interactions and item texts, hold out a test set, report metrics",
                      description="INTERACTIONS has user_id, item_id, timestamp and optional rating or click "
                      "(CSV/JSONL/Parquet or RecBole .inter); ITEMS has item_id and text fields (or RecBole .item). "
@@ -63,6 +67,8 @@ def register(sub) -> None:
     t.add_argument("--encoding", default="utf-8")
     t.set_defaults(run=run_train)
 
+
+def _register_use(s) -> None:
     e = s.add_parser("evaluate", help="HR@10, NDCG@10, MRR and coverage on the held-out test set",
                      description="Re-measures the test set saved with the model: full ranking over the candidate "
                      "items, items the user already interacted with excluded.")
@@ -93,6 +99,7 @@ def register(sub) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Train, evaluate on the held-out split, save."""
     from ..recommend import Columns, TextRecommender, align_items, build_dataset, read_interactions, read_items
+    from ..recommend.baselines import baseline_metrics
     from ..recommend.model import RecommenderConfig
 
     columns = Columns(args.user_column, args.item_column, args.timestamp_column, args.rating_column,
@@ -130,21 +137,6 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def baseline_metrics(data, *, k: int, seed: int) -> dict[str, dict[str, Any]]:
-    """Popularity and tuned implicit ALS on the test set (validation interactions as history)."""
-    from ..recommend.baselines import ImplicitALS, Popularity
-    from ..recommend.metrics import evaluate_ranking
-
-    current = data.with_valid()
-    seen = current.seen_matrix()
-    als = ImplicitALS.tuned(data, k=k, seed=seed)
-    refit = ImplicitALS(**als.params, seed=seed).fit(current)
-    return {
-        "popularity": evaluate_ranking(Popularity().fit(current).scores, data.test, seen, k=k),
-        "implicit-als": {**evaluate_ranking(refit.scores, data.test, seen, k=k), "params": als.params},
-    }
-
-
 def print_table(metrics: dict[str, dict[str, Any]], title: str) -> None:
     """Models as rows, metrics as columns."""
     names = [m for m in next(iter(metrics.values())) if m not in ("users", "candidates", "params")]
@@ -157,8 +149,9 @@ def print_table(metrics: dict[str, dict[str, Any]], title: str) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Re-measure the saved test set."""
-    from .._io import write_text_atomic
+    from ..atomic import write_text_atomic
     from ..recommend import TextRecommender
+    from ..recommend.baselines import baseline_metrics
 
     rec = TextRecommender.load(args.model_dir)
     metrics: dict[str, dict[str, Any]] = {"lmworks": rec.evaluate("test", k=args.k)}
@@ -196,7 +189,8 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve over HTTP."""
     from ..recommend import TextRecommender
     from ..recommend.service import create_recommender_app
-    from ..serve.common import api_key_from_env, run_app
+    from ..serve.common import api_key_from_env
+    from ..serve.runner import run_app
 
     key = api_key_from_env(args.api_key_env)
     app = create_recommender_app(TextRecommender.load(args.model_dir), api_key=key, max_k=args.max_k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_data_options
+from .common import add_data_options, read_options
 
 
 def register(sub) -> None:
@@ -28,14 +28,13 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
-    from .._io import write_text_atomic
+    from ..atomic import write_text_atomic
     from ..data import read_dataset
     from ..predictor import load
     from ..robustness import evaluate_robustness
 
     predictor = load(args.model_dir)
-    data = read_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
-                        label_separator=args.label_separator, encoding=args.encoding)
+    data = read_dataset(args.data, **read_options(args))
     result = evaluate_robustness(predictor, data.texts, data.require_labels(), seed=args.seed,
                                  attack_epsilon=args.attack_epsilon or None)
     print(f"{'condition':<22}{'accuracy':>10}")

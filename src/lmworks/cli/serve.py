@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 
-from ._common import positive_int
+from .common import positive_int
 
 LOGGER = logging.getLogger("lmworks")
-ENV_SETTINGS = "LMWORKS_SERVE_SETTINGS"
 
 
 def register(sub) -> None:
@@ -46,43 +43,26 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model (fail fast, before binding), then run uvicorn."""
-    from ..serve.common import api_key_from_env, run_app
-    from ..training.trainer import usable_cpus
+    """Load the model (fail fast, before binding), then serve it with one or several worker processes."""
+    import functools
 
-    api_key_from_env(args.api_key_env)  # refuse to start without the key it was asked to require
-    threads = args.threads or max(1, usable_cpus() // args.workers)
-    settings = {
-        "model_dir": args.model_dir, "api_key_env": args.api_key_env, "threads": threads,
-        "config": {"max_texts": args.max_texts, "max_chars": args.max_chars, "max_body_bytes": args.max_body_bytes,
-                   "max_wait_ms": args.max_wait_ms, "max_batch_tokens": args.max_batch_tokens},
-    }
+    from ..model_dir import read_meta
+    from ..runtime import usable_cpus
+    from ..serve.app import ServeConfig, build_app
+    from ..serve.common import api_key_from_env
+    from ..serve.runner import run_app, run_workers
+
+    config = ServeConfig(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
+                         max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
+                         api_key=api_key_from_env(args.api_key_env),
+                         threads=args.threads or max(1, usable_cpus() // args.workers))
     if args.workers == 1:
-        app = app_from_settings(settings)
+        app = build_app(args.model_dir, config)
         LOGGER.info("serving %s on http://%s:%d (docs: /docs, schema: /openapi.json)",
                     args.model_dir, args.host, args.port)
         run_app(app, host=args.host, port=args.port)
     else:
-        from ..model_dir import read_meta
-
         read_meta(args.model_dir)  # a broken directory fails here, not in N workers
-        os.environ[ENV_SETTINGS] = json.dumps(settings)
-        run_app("lmworks.cli.serve:app_from_env", host=args.host, port=args.port, factory=True,
-                workers=args.workers)
+        run_workers(functools.partial(build_app, args.model_dir, config), host=args.host, port=args.port,
+                    workers=args.workers)
     return 0
-
-
-def app_from_settings(settings: dict):
-    """Build the app for one process."""
-    from ..predictor import Predictor
-    from ..serve.app import ServeConfig, create_app
-    from ..serve.common import api_key_from_env
-
-    predictor = Predictor.load(settings["model_dir"], num_threads=settings.get("threads"))
-    config = ServeConfig(**settings["config"], api_key=api_key_from_env(settings.get("api_key_env")))
-    return create_app(predictor, config)
-
-
-def app_from_env():
-    """Uvicorn factory for worker processes (settings come from the parent's environment)."""
-    return app_from_settings(json.loads(os.environ[ENV_SETTINGS]))

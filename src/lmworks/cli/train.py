@@ -8,8 +8,9 @@ import logging
 import shutil
 from pathlib import Path
 
+from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, Pooling
 from ..training.config import TrainConfig
-from ._common import add_data_options, positive_int
+from .common import add_data_options, positive_int, read_options
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -39,14 +40,31 @@ def register(sub) -> None:
     _option(ev, "--eval-fraction", "eval_fraction", float, "hold out this share of DATA as dev data "
             "when --eval is not given")
     p.add_argument("--test", metavar="DATA", help="also evaluate the final model on this held-out data")
+    _model_options(p)
+    _training_options(p)
+    _adversarial_options(p)
+    c = p.add_argument_group("checkpoints")
+    c.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where checkpoints and the metrics log go during training (default: OUTPUT.ckpt)")
+    c.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint-dir")
+    c.add_argument("--keep-checkpoints", action="store_true", help="keep --checkpoint-dir after success")
+    p.add_argument("--json", metavar="FILE", help="write the dev (and --test) metrics as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _model_options(p) -> None:
     m = p.add_argument_group("model")
     _option(m, "--model", "model", str, "minilm, mpnet, tfidf, or a checkpoint directory")
     _option(m, "--head", "head", str, "mean pooling + linear, or the stock transformers CLS head",
-            choices=["mean", "cls"])
+            choices=Pooling.choices())
     _option(m, "--blend", "blend", str, "average with a TF-IDF model, weight chosen on dev data "
-            "(auto: unless --head cls)", choices=["auto", "tfidf", "none"])
+            "(auto: unless --head cls)", choices=BlendMode.choices())
     _option(m, "--max-length", "max_length", positive_int, "max tokens per text; longer ones are truncated")
     m.add_argument("--multi-label", action="store_true", help="texts may carry several labels")
+
+
+def _training_options(p) -> None:
     t = p.add_argument_group("training")
     _option(t, "--epochs", "epochs", float, "passes over the data")
     _option(t, "--batch-size", "batch_size", positive_int, "texts per batch")
@@ -58,7 +76,7 @@ def register(sub) -> None:
     _option(t, "--warmup-ratio", "warmup_ratio", float, "share of steps warming the learning rate up")
     _option(t, "--grad-accum", "grad_accum_steps", positive_int, "batches per optimiser step")
     _option(t, "--class-weights", "class_weights", str, "weigh the loss by inverse class frequency",
-            choices=["none", "balanced"])
+            choices=ClassWeighting.choices())
     _option(t, "--eval-every", "eval_every", int, "evaluate every N optimiser steps (0: each epoch)")
     _option(t, "--patience", "patience", int, "stop after N evaluations without a better dev macro-F1 "
             "(0: never)")
@@ -71,58 +89,37 @@ def register(sub) -> None:
                    "stay where the encoder put them)")
     _option(t, "--seed", "seed", int, "random seed")
     _option(t, "--threads", "num_threads", int, "torch threads (default: the CPUs this process may use)")
+
+
+def _adversarial_options(p) -> None:
     a = p.add_argument_group("adversarial training")
     _option(a, "--adversarial", "adversarial", str, "perturb the word embeddings along the loss gradient while "
-            "training (FGM: one step; PGD: --adv-steps projected steps)", choices=["none", "fgm", "pgd"])
+            "training (FGM: one step; PGD: --adv-steps projected steps)", choices=Adversarial.choices())
     _option(a, "--adv-epsilon", "adv_epsilon", float,
             "perturbation radius (L2 norm: per text, or over the batch with --adv-norm batch)")
     _option(a, "--adv-steps", "adv_steps", positive_int, "PGD steps")
     _option(a, "--adv-norm", "adv_norm", str, "what the radius measures: batch (the batch's embedding-matrix "
-            "gradient as a whole) or example (each text's embedded tokens on their own)", choices=["batch", "example"])
+            "gradient as a whole) or example (each text's embedded tokens on their own)", choices=AdvNorm.choices())
     _option(a, "--adv-loss", "adv_loss", str, "what the perturbed text is trained towards: label (its true label) "
             "or consistency (the model's clean prediction, by KL divergence: TRADES)",
-            choices=["label", "consistency"])
-    c = p.add_argument_group("checkpoints")
-    c.add_argument("--checkpoint-dir", metavar="DIR",
-                   help="where checkpoints and the metrics log go during training (default: OUTPUT.ckpt)")
-    c.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint-dir")
-    c.add_argument("--keep-checkpoints", action="store_true", help="keep --checkpoint-dir after success")
-    p.add_argument("--json", metavar="FILE", help="write the dev (and --test) metrics as JSON")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+            choices=AdvLoss.choices())
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, save, report."""
-    from .._io import write_text_atomic
-    from ..classifier import TextClassifier
     from ..data import read_dataset
-    from ..evaluation import format_report
     from ..model_dir import check_output_dir
-    from ..training.trainer import init_distributed
+    from ..runtime import init_distributed
 
     check_output_dir(args.output)  # fail before training, not after
     rank, world = init_distributed()  # under torchrun: one process per rank, each with its share of a batch
-    read = dict(text_column=args.text_column, label_column=args.label_column,
-                multi_label=args.multi_label, label_separator=args.label_separator, encoding=args.encoding)
+    read = dict(multi_label=args.multi_label, **read_options(args))
     train = read_dataset(args.data, **read)
     dev = read_dataset(args.eval, **read) if args.eval else None
     test = read_dataset(args.test, **read) if args.test else None
-    import dataclasses
-
-    # Every TrainConfig field the parser defines (its dest is the field name) goes through.
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    options.update(multi_label=args.multi_label, eval_fraction=0.0 if dev else args.eval_fraction)
-    clf = TextClassifier(options.pop("model"), **options)
     output = Path(args.output)
     ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else output.with_name(output.name + ".ckpt")
-    LOGGER.info("training %s on %d texts from %s", args.model, len(train), args.data)
-    clf.fit(
-        train.texts, train.require_labels(),
-        dev.texts if dev else None, dev.require_labels() if dev else None,
-        checkpoint_dir=None if args.model == "tfidf" else ckpt,
-        resume=args.resume, progress=not args.quiet,
-    )
+    clf = _fit(args, train, dev, ckpt)
     info = clf.train_info_
     if rank != 0:
         return 0  # rank 0 writes the model and the report
@@ -140,6 +137,34 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(ckpt, ignore_errors=True)
     if "samples_per_second" in info:
         LOGGER.info("trained in %.1f s (%.1f samples/s)", info["train_seconds"], info["samples_per_second"])
+    _report(clf, test, args)
+    print(f"\nmodel written to {output}")
+    return 130 if info.get("interrupted") else 0
+
+
+def _fit(args: argparse.Namespace, train, dev, ckpt: Path):
+    """A classifier with every TrainConfig option the parser defines (its dest is the field name), fitted."""
+    import dataclasses
+
+    from ..classifier import TextClassifier
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    options.update(multi_label=args.multi_label, eval_fraction=0.0 if dev else args.eval_fraction)
+    clf = TextClassifier(**options)
+    LOGGER.info("training %s on %d texts from %s", args.model, len(train), args.data)
+    return clf.fit(
+        train.texts, train.require_labels(),
+        dev.texts if dev else None, dev.require_labels() if dev else None,
+        checkpoint_dir=None if args.model == "tfidf" else ckpt,
+        resume=args.resume, progress=not args.quiet,
+    )
+
+
+def _report(clf, test, args: argparse.Namespace) -> None:
+    """Print the dev report (best checkpoint) and the --test report; write both with --json."""
+    from ..atomic import write_text_atomic
+    from ..evaluation import format_report
+
     results = {"dev": clf.dev_metrics_}
     if clf.dev_metrics_:
         print(f"dev metrics ({clf.dev_metrics_['n']} texts, best checkpoint):")
@@ -151,5 +176,3 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(test_metrics))
     if args.json:
         write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
-    print(f"\nmodel written to {output}")
-    return 130 if info.get("interrupted") else 0

@@ -8,10 +8,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from flwr.client import NumPyClient
 
 from ..errors import ConfigError, DataError, LmworksError
 from ..training.config import TrainConfig
-from .model import PROTOCOL, FederatedModel, FederationError
+from .model import FederatedModel
+from .protocol import PROTOCOL, FederationError
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -20,102 +22,128 @@ class ServerLost(LmworksError):
     """The server stopped answering before the federation finished."""
 
 
-def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "client data",
-                model: str | None = None, num_threads: int | None = None, progress: bool = False):
-    """A Flower ``NumPyClient`` that trains on ``texts``/``labels`` and returns only weights.
+class LmworksClient(NumPyClient):
+    """One data owner's Flower client: trains the global weights on its rows, returns only weights.
 
-    ``model`` (default: whatever the server names) is the local encoder; if it differs
-    from the server's in any way that matters (files, head, labels, protocol), the first
-    round is refused with :class:`FederationError` before any training.
+    Parameters
+    ----------
+    texts, labels:
+        This owner's rows; they never leave the process.
+    source:
+        Where the rows came from (for messages).
+    model:
+        The local encoder (default: whatever the server names). If it differs from the
+        server's in any way that matters (files, head, labels, protocol), the first round
+        is refused with :class:`FederationError` before any training.
+    num_threads:
+        Torch threads for local training.
+    progress:
+        Show a progress bar for each round's local training.
     """
-    from flwr.client import NumPyClient
 
-    texts, labels = list(texts), [str(y) for y in labels]
-    if not texts:
-        raise DataError(f"{source}: no rows; a client needs data to train on")
-    classes = sorted(set(labels))
-    if len(classes) == 1:
-        LOGGER.warning("%s holds only label %r: this client trains on one class, and the federation's "
-                       "average brings in the others", source, classes[0])
+    def __init__(self, texts: Sequence[str], labels: Sequence[str], *, source: str = "client data",
+                 model: str | None = None, num_threads: int | None = None, progress: bool = False) -> None:
+        self.texts, self.labels = list(texts), [str(y) for y in labels]
+        if not self.texts:
+            raise DataError(f"{source}: no rows; a client needs data to train on")
+        self.classes = sorted(set(self.labels))
+        if len(self.classes) == 1:
+            LOGGER.warning("%s holds only label %r: this client trains on one class, and the federation's "
+                           "average brings in the others", source, self.classes[0])
+        self.source, self.local_model, self.num_threads, self.progress = source, model, num_threads, progress
+        self.model: FederatedModel | None = None
+        self.targets: np.ndarray | None = None
+        self.rounds_done = 0
+        self.rounds_total: int | None = None
+        self.control: list[np.ndarray] | None = None  # SCAFFOLD's c_i; stays on this client
 
-    class LmworksClient(NumPyClient):
-        def __init__(self) -> None:
-            self.model: FederatedModel | None = None
-            self.targets: np.ndarray | None = None
-            self.rounds_done = 0
-            self.rounds_total: int | None = None
-            self.control: list[np.ndarray] | None = None  # SCAFFOLD's c_i; stays on this client
+    def _setup(self, config: dict[str, Any]) -> FederatedModel:
+        """The first round: check protocol, labels and fingerprint against the server's, then build the model."""
+        if int(config.get("protocol", -1)) != PROTOCOL:
+            raise FederationError(f"the server speaks federation protocol {config.get('protocol')}, this "
+                                  f"client {PROTOCOL}: install the same lmworks version on both sides")
+        server_labels = json.loads(str(config["labels"]))
+        unknown = sorted(set(self.classes) - set(server_labels))
+        if unknown:
+            raise DataError(f"{self.source}: label(s) {unknown} are not among the federation's labels "
+                            f"{server_labels}")
+        train = self._round_training(config, self.local_model)
+        federated = FederatedModel(server_labels, train)
+        theirs, ours = str(config["fingerprint"]), federated.fingerprint
+        if theirs != ours:
+            raise FederationError(
+                f"this client's model ({train.model}, fingerprint {ours}) differs from the server's "
+                f"(fingerprint {theirs}): both sides need the same encoder files, head, labels and "
+                "lmworks federation protocol")
+        index = {name: i for i, name in enumerate(server_labels)}
+        self.targets = np.asarray([index[y] for y in self.labels], dtype=np.int64)
+        return federated
 
-        def _setup(self, config: dict[str, Any]) -> FederatedModel:
-            if int(config.get("protocol", -1)) != PROTOCOL:
-                raise FederationError(f"the server speaks federation protocol {config.get('protocol')}, this "
-                                      f"client {PROTOCOL}: install the same lmworks version on both sides")
-            server_labels = json.loads(str(config["labels"]))
-            unknown = sorted(set(classes) - set(server_labels))
-            if unknown:
-                raise DataError(f"{source}: label(s) {unknown} are not among the federation's labels "
-                                f"{server_labels}")
-            train = TrainConfig.from_dict(json.loads(str(config["train_config"])))
-            if model is not None:
-                train = train.replace(model=model)
-            federated = FederatedModel(server_labels, train.replace(num_threads=num_threads))
-            theirs, ours = str(config["fingerprint"]), federated.fingerprint
-            if theirs != ours:
-                raise FederationError(
-                    f"this client's model ({train.model}, fingerprint {ours}) differs from the server's "
-                    f"(fingerprint {theirs}): both sides need the same encoder files, head, labels and "
-                    "lmworks federation protocol")
-            index = {name: i for i, name in enumerate(server_labels)}
-            self.targets = np.asarray([index[y] for y in labels], dtype=np.int64)
-            return federated
+    def _round_training(self, config: dict[str, Any], model: str | None) -> TrainConfig:
+        """The round's local settings as the server sent them, with this client's encoder path and threads."""
+        train = TrainConfig.from_dict(json.loads(str(config["train_config"])))
+        return train.replace(**({"model": model} if model is not None else {}), num_threads=self.num_threads)
 
-        def get_parameters(self, config):
-            if self.model is None:
-                raise FederationError("the server asked for weights before sending any: start the server with "
-                                      "initial weights (lmworks federated server does)")
-            return self.model.get_arrays()
+    def get_parameters(self, config):  # noqa: D102 - Flower's interface
+        if self.model is None:
+            raise FederationError("the server asked for weights before sending any: start the server with "
+                                  "initial weights (lmworks federated server does)")
+        return self.model.get_arrays()
 
-        def fit(self, parameters, config):
-            if self.model is None:
-                self.model = self._setup(config)
-            assert self.targets is not None
-            self.rounds_total = int(config["rounds"])
-            train = TrainConfig.from_dict(json.loads(str(config["train_config"])))
-            train = train.replace(model=self.model.config.model, num_threads=num_threads)
-            scaffold = bool(config.get("scaffold", False))
-            correction = None
-            if scaffold:
-                from .scaffold import split
+    def fit(self, parameters, config):
+        """Train the received weights on the local rows; return weights, row count and a few numbers."""
+        if self.model is None:
+            self.model = self._setup(config)
+        assert self.targets is not None
+        self.rounds_total = int(config["rounds"])
+        train = self._round_training(config, self.model.config.model)
+        scaffold = bool(config.get("scaffold", False))
+        correction, server_control = None, None
+        if scaffold:
+            parameters, server_control, correction = self._scaffold_split(parameters)
+        self.model.set_arrays(parameters)
+        info = self.model.train(self.texts, self.targets, train, proximal_mu=float(config.get("proximal_mu", 0.0)),
+                                correction=correction, progress=self.progress)
+        self.rounds_done = int(config["round"])
+        LOGGER.info("round %d/%d: trained on %d texts in %.0f s, loss %.4f", self.rounds_done,
+                    self.rounds_total, len(self.texts), info["train_seconds"], info["mean_loss"])
+        # What leaves this process: the weights, the example count, two numbers and the fingerprint.
+        metrics = {"loss": float(info["mean_loss"]), "train_seconds": float(info["train_seconds"]),
+                   "fingerprint": self.model.fingerprint}
+        weights = self.model.get_arrays()
+        if server_control is not None:
+            weights = weights + self._scaffold_update(parameters, weights, server_control, train, int(info["steps"]))
+        return weights, len(self.texts), metrics
 
-                parameters, server_control = split(parameters, len(self.model.names))
-                if self.control is None:
-                    self.control = [np.zeros_like(a, dtype=np.float32) for a in server_control]
-                correction = [c - ci for c, ci in zip(server_control, self.control)]
-            self.model.set_arrays(parameters)
-            info = self.model.train(texts, self.targets, train, proximal_mu=float(config.get("proximal_mu", 0.0)),
-                                    correction=correction, progress=progress)
-            self.rounds_done = int(config["round"])
-            LOGGER.info("round %d/%d: trained on %d texts in %.0f s, loss %.4f", self.rounds_done,
-                        self.rounds_total, len(texts), info["train_seconds"], info["mean_loss"])
-            # What leaves this process: the weights, the example count, two numbers and the fingerprint.
-            metrics = {"loss": float(info["mean_loss"]), "train_seconds": float(info["train_seconds"]),
-                       "fingerprint": self.model.fingerprint}
-            weights = self.model.get_arrays()
-            if scaffold:
-                from .scaffold import updated_control
+    def _scaffold_split(self, parameters):
+        """SCAFFOLD: weights, the server's control variate, and this client's correction ``c - c_i``."""
+        from .scaffold import split
 
-                assert self.control is not None
-                new = updated_control(parameters, weights, server_control, self.control,
-                                      self.model.step_coefficients(train, int(info["steps"])))
-                delta = [a - b for a, b in zip(new, self.control)]
-                self.control = new
-                return weights + delta, len(texts), metrics
-            return weights, len(texts), metrics
+        assert self.model is not None
+        weights, server_control = split(parameters, len(self.model.names))
+        if self.control is None:
+            self.control = [np.zeros_like(a, dtype=np.float32) for a in server_control]
+        return weights, server_control, [c - ci for c, ci in zip(server_control, self.control)]
 
-        def evaluate(self, parameters, config):
-            return 0.0, len(texts), {}
+    def _scaffold_update(self, start, weights, server_control, train: TrainConfig, steps: int) -> list[np.ndarray]:
+        """Update ``c_i`` from how far the weights moved; return ``c_i+ - c_i`` (what the server averages)."""
+        from .scaffold import updated_control
 
-    return LmworksClient()
+        assert self.model is not None and self.control is not None
+        new = updated_control(start, weights, server_control, self.control,
+                              self.model.step_coefficients(train, steps))
+        delta = [a - b for a, b in zip(new, self.control)]
+        self.control = new
+        return delta
+
+    def evaluate(self, parameters, config):  # noqa: D102 - the server evaluates on its own held-out data
+        return 0.0, len(self.texts), {}
+
+
+def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "client data",
+                model: str | None = None, num_threads: int | None = None, progress: bool = False) -> LmworksClient:
+    """A Flower ``NumPyClient`` that trains on ``texts``/``labels`` and returns only weights."""
+    return LmworksClient(texts, labels, source=source, model=model, num_threads=num_threads, progress=progress)
 
 
 def run_client(

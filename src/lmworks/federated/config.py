@@ -5,8 +5,36 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Rule, check_rules
 from ..training.config import TrainConfig
+
+# (test, message) pairs over a config: each message is formatted with the config's fields.
+_RULES: tuple[Rule, ...] = (
+    (lambda c: c.rounds >= 1, "rounds must be >= 1, got {rounds}"),
+    (lambda c: c.local_epochs > 0, "local_epochs must be > 0, got {local_epochs}"),
+    (lambda c: c.local_steps >= 0, "local_steps must be >= 0, got {local_steps}"),
+    (lambda c: 0 <= c.server_momentum < 1 and c.server_lr > 0, "server_momentum must be in [0, 1) and server_lr > 0"),
+    (lambda c: c.server_adam_lr >= 0, "server_adam_lr must be >= 0, got {server_adam_lr}"),
+    (lambda c: not (c.server_adam_lr > 0 and c.fedavgm),
+     "FedAdam (server_adam_lr) replaces server momentum/learning rate: set one of them"),
+    (lambda c: not (c.server_adam_lr > 0 and c.dp_noise_multiplier > 0),
+     "FedAdam (server_adam_lr) does not combine with differential privacy: the noise would be added after the "
+     "server's optimiser step"),
+    (lambda c: not (c.proximal_mu > 0 and c.server_optimizer),
+     "FedProx (proximal_mu) does not combine with server momentum/learning rate or FedAdam"),
+    (lambda c: not (c.scaffold and (c.proximal_mu > 0 or c.server_optimizer or c.dp_noise_multiplier > 0)),
+     "SCAFFOLD does not combine with FedProx, server momentum, FedAdam or differential privacy"),
+    (lambda c: not c.scaffold or c.train.optimizer == "sgd", "SCAFFOLD needs local SGD (--optimizer sgd)"),
+    (lambda c: c.eval_every >= 1, "eval_every must be >= 1, got {eval_every}"),
+    (lambda c: c.min_clients >= 1, "min_clients must be >= 1, got {min_clients}"),
+    (lambda c: 0 < c.fraction_fit <= 1, "fraction_fit must be in (0, 1], got {fraction_fit}"),
+    (lambda c: c.proximal_mu >= 0, "proximal_mu must be >= 0, got {proximal_mu}"),
+    (lambda c: c.dp_noise_multiplier >= 0 and c.dp_clipping_norm > 0,
+     "dp_noise_multiplier must be >= 0 and dp_clipping_norm > 0"),
+    (lambda c: c.train.model != "tfidf",
+     "federated training needs an encoder (--model minilm or a directory), not tfidf"),
+    (lambda c: not c.train.multi_label, "federated training supports single-label data only"),
+)
 
 
 def default_local_training() -> TrainConfig:
@@ -97,42 +125,7 @@ class FederatedConfig:
     train: TrainConfig = field(default_factory=default_local_training)
 
     def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ConfigError(f"rounds must be >= 1, got {self.rounds}")
-        if not self.local_epochs > 0:
-            raise ConfigError(f"local_epochs must be > 0, got {self.local_epochs}")
-        if self.local_steps < 0:
-            raise ConfigError(f"local_steps must be >= 0, got {self.local_steps}")
-        if not 0 <= self.server_momentum < 1 or not self.server_lr > 0:
-            raise ConfigError("server_momentum must be in [0, 1) and server_lr > 0")
-        if self.server_adam_lr < 0:
-            raise ConfigError(f"server_adam_lr must be >= 0, got {self.server_adam_lr}")
-        if self.server_adam_lr > 0 and self.fedavgm:
-            raise ConfigError("FedAdam (server_adam_lr) replaces server momentum/learning rate: set one of them")
-        if self.server_adam_lr > 0 and self.dp_noise_multiplier > 0:
-            raise ConfigError("FedAdam (server_adam_lr) does not combine with differential privacy: the noise "
-                              "would be added after the server's optimiser step")
-        if self.proximal_mu > 0 and self.server_optimizer:
-            raise ConfigError("FedProx (proximal_mu) does not combine with server momentum/learning rate or FedAdam")
-        if self.scaffold and (self.proximal_mu > 0 or self.server_optimizer or self.dp_noise_multiplier > 0):
-            raise ConfigError("SCAFFOLD does not combine with FedProx, server momentum, FedAdam or differential "
-                              "privacy")
-        if self.scaffold and self.train.optimizer != "sgd":
-            raise ConfigError("SCAFFOLD needs local SGD (--optimizer sgd)")
-        if self.eval_every < 1:
-            raise ConfigError(f"eval_every must be >= 1, got {self.eval_every}")
-        if self.min_clients < 1:
-            raise ConfigError(f"min_clients must be >= 1, got {self.min_clients}")
-        if not 0 < self.fraction_fit <= 1:
-            raise ConfigError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
-        if self.proximal_mu < 0:
-            raise ConfigError(f"proximal_mu must be >= 0, got {self.proximal_mu}")
-        if self.dp_noise_multiplier < 0 or self.dp_clipping_norm <= 0:
-            raise ConfigError("dp_noise_multiplier must be >= 0 and dp_clipping_norm > 0")
-        if self.train.model == "tfidf":
-            raise ConfigError("federated training needs an encoder (--model minilm or a directory), not tfidf")
-        if self.train.multi_label:
-            raise ConfigError("federated training supports single-label data only")
+        check_rules(self, _RULES)
 
     @property
     def fedavgm(self) -> bool:
@@ -164,5 +157,15 @@ class FederatedConfig:
                                   blend="none", eval_fraction=0.0, **local)
 
     def to_dict(self) -> dict:
-        """Plain-JSON form (recorded with the global model)."""
+        """Plain-JSON form (recorded with the global model, and what ``simulate`` hands its server)."""
         return {**dataclasses.asdict(self), "train": self.train.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FederatedConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        data = dict(data)
+        train = TrainConfig.from_dict(data.pop("train", {}))
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown federation option(s): {', '.join(unknown)}")
+        return cls(**data, train=train)

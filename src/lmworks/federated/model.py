@@ -11,15 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LmworksError
 from ..training.config import TrainConfig
+from .protocol import PROTOCOL, FederationError
 
-#: Bumped whenever what a round exchanges changes; part of every model fingerprint.
-PROTOCOL = 1
-
-
-class FederationError(LmworksError):
-    """A federated party received something it must refuse (wrong model, labels, arrays)."""
+__all__ = ["PROTOCOL", "FederatedModel", "FederationError"]
 
 
 class FederatedModel:
@@ -114,8 +109,10 @@ class FederatedModel:
             def regulariser():
                 return 0.5 * proximal_mu * sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
 
-        return self.backend.train_network(texts, targets, config=config, regulariser=regulariser,
-                                          progress=progress)
+        from ..backends import FitRun
+
+        return self.backend.train_network(texts, targets, FitRun(self.labels, config, progress=progress),
+                                          regulariser=regulariser)
 
     def step_coefficients(self, config: TrainConfig, steps: int) -> list[float]:
         """SCAFFOLD's per-tensor distance of a unit gradient over ``steps`` (exchanged order)."""
@@ -128,13 +125,8 @@ class FederatedModel:
         """A :class:`TextClassifier` over the current weights (to evaluate and save)."""
         from ..classifier import TextClassifier
 
-        clf = TextClassifier(self.config.model, config=self.config.replace(blend="none"))
-        clf.backend_ = self.backend
-        clf.labels_ = list(self.labels)
-        clf.thresholds_ = None
-        clf.dev_metrics_ = dev_metrics
-        clf.train_info_ = dict(info or {})
-        return clf
+        return TextClassifier.from_fitted(self.backend, self.labels, config=self.config.replace(blend="none"),
+                                          dev_metrics=dev_metrics, train_info=info)
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}

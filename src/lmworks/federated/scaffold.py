@@ -24,13 +24,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..training.config import TrainConfig
+from .protocol import FederationError
 
 
 def split(arrays: Sequence[np.ndarray], n_weights: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``[weights..., control...]`` as exchanged under SCAFFOLD, into its two halves."""
     if len(arrays) != 2 * n_weights:
-        from .model import FederationError
-
         raise FederationError(f"SCAFFOLD expects {2 * n_weights} arrays (weights and control variates), got "
                               f"{len(arrays)}: server and client disagree on --scaffold")
     return list(arrays[:n_weights]), list(arrays[n_weights:])
@@ -53,8 +52,8 @@ def step_coefficients(network, config: TrainConfig, steps: int) -> dict[str, flo
     The learning rates and momentum are read from the optimiser the training core builds
     (``make_optimizer``), so they cannot drift apart from what the client really ran.
     """
+    from ..training.optim import make_optimizer
     from ..training.schedule import linear_warmup_decay
-    from ..training.trainer import make_optimizer
 
     if config.optimizer != "sgd":
         from ..errors import ConfigError

@@ -5,73 +5,149 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from flwr.common import Parameters, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server.client_manager import ClientManager
+from flwr.server.strategy import Strategy
 
-from .._io import atomic_file
+from ..atomic import atomic_file
+from ..errors import DataError
 from .config import FederatedConfig
-from .model import PROTOCOL, FederatedModel
+from .model import FederatedModel
+from .protocol import PROTOCOL
 
 LOGGER = logging.getLogger("lmworks")
 LOG_FILE = "federated_log.jsonl"
 
 
-def _strategy_class(base: type) -> type:
-    """``base`` (FedAvg, FedAvgM or FedProx) that drops results from clients running another model.
+class CheckedStrategy(Strategy):
+    """A Flower strategy that drops updates from clients running another model, around any base strategy.
 
-    ``server_step(current, averaged) -> new`` (FedAdam) turns the averaged weights into the
-    next global ones; without it the average is the next global model.
+    Parameters
+    ----------
+    strategy:
+        The averaging strategy (FedAvg, FedAvgM or FedProx).
+    fingerprint:
+        The server's model fingerprint; a client's update must carry the same one.
+    on_round:
+        ``on_round(server_round, accepted, failures)`` after each round's updates arrive (the log).
+    scaffold_weights:
+        Under SCAFFOLD, the number of weight arrays: the global "parameters" are then
+        ``[weights..., server control c...]``, clients return ``[weights..., c_i+ - c_i...]``,
+        and the example-weighted mean of the second half is added to ``c``.
+    server_step:
+        ``server_step(current, averaged) -> new`` (FedAdam) turns the averaged weights
+        into the next global ones; without it the average is the next global model.
     """
 
-    class Checked(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, fingerprint: str, on_round: Any, scaffold_weights: int = 0,
-                     server_step: Any = None, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.fingerprint = fingerprint
-            self.on_round = on_round
-            # SCAFFOLD: the global "parameters" are [weights..., server control c...]; clients
-            # return [weights..., c_i+ - c_i...], whose example-weighted mean is added to c.
-            self.scaffold_weights = scaffold_weights
-            self.server_step = server_step
+    def __init__(self, strategy: Strategy, *, fingerprint: str,
+                 on_round: Callable[[int, list, list], None] | None = None, scaffold_weights: int = 0,
+                 server_step: Callable[[list[np.ndarray], list[np.ndarray]], list[np.ndarray]] | None = None) -> None:
+        self.strategy = strategy
+        self.fingerprint = fingerprint
+        self.on_round = on_round
+        self.scaffold_weights = scaffold_weights
+        self.server_step = server_step
+        self.current: Parameters | None = None
 
-        def aggregate_fit(self, server_round, results, failures):
-            from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+    def __repr__(self) -> str:
+        return f"CheckedStrategy({self.strategy!r})"
 
-            accepted = []
-            for proxy, res in results:
-                theirs = res.metrics.get("fingerprint")
-                if theirs != self.fingerprint:
-                    LOGGER.error("round %d: refused the update of client %s: its model %s differs from the "
-                                 "server's %s", server_round, proxy.cid, theirs, self.fingerprint)
-                    failures.append(RuntimeError("model mismatch"))
-                    continue
-                accepted.append((proxy, res))
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:  # noqa: D102
+        self.current = self.strategy.initialize_parameters(client_manager)
+        return self.current
+
+    def configure_fit(self, server_round: int, parameters: Parameters, client_manager: ClientManager):  # noqa: D102
+        return self.strategy.configure_fit(server_round, parameters, client_manager)
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters,  # noqa: D102
+                           client_manager: ClientManager):
+        return self.strategy.configure_evaluate(server_round, parameters, client_manager)
+
+    def aggregate_evaluate(self, server_round: int, results, failures):  # noqa: D102
+        return self.strategy.aggregate_evaluate(server_round, results, failures)
+
+    def evaluate(self, server_round: int, parameters: Parameters):  # noqa: D102
+        return self.strategy.evaluate(server_round, parameters)
+
+    def aggregate_fit(self, server_round: int, results, failures):
+        """Average the accepted updates (base strategy), then SCAFFOLD's ``c`` and the server step."""
+        accepted = self._accepted(server_round, results, failures)
+        if self.on_round is not None:
             self.on_round(server_round, accepted, failures)
-            if not accepted:
-                LOGGER.error("round %d: no usable client update; the global model is unchanged", server_round)
-                return None, {}
-            params, metrics = super().aggregate_fit(server_round, accepted, failures)
-            if self.scaffold_weights and params is not None:
+        if not accepted:
+            LOGGER.error("round %d: no usable client update; the global model is unchanged", server_round)
+            return None, {}
+        params, metrics = self.strategy.aggregate_fit(server_round, accepted, failures)
+        if params is not None and self.current is not None:
+            arrays = parameters_to_ndarrays(params)
+            current = parameters_to_ndarrays(self.current)
+            if self.scaffold_weights:
                 from .scaffold import split
 
-                weights, mean_delta = split(parameters_to_ndarrays(params), self.scaffold_weights)
-                old = parameters_to_ndarrays(self.current)[self.scaffold_weights:]
-                params = ndarrays_to_parameters(weights + [c + d for c, d in zip(old, mean_delta)])
-            if self.server_step is not None and params is not None:
-                params = ndarrays_to_parameters(self.server_step(parameters_to_ndarrays(self.current),
-                                                                 parameters_to_ndarrays(params)))
-            if params is not None:
-                self.current = params
-            return params, metrics
+                weights, mean_delta = split(arrays, self.scaffold_weights)
+                arrays = weights + [c + d for c, d in zip(current[self.scaffold_weights:], mean_delta)]
+            if self.server_step is not None:
+                arrays = self.server_step(current, arrays)
+            params = ndarrays_to_parameters(arrays)
+        if params is not None:
+            self.current = params
+        return params, metrics
 
-        def initialize_parameters(self, client_manager):
-            self.current = self.initial_parameters
-            return super().initialize_parameters(client_manager)
+    def _accepted(self, server_round: int, results, failures) -> list:
+        accepted = []
+        for proxy, res in results:
+            theirs = res.metrics.get("fingerprint")
+            if theirs != self.fingerprint:
+                LOGGER.error("round %d: refused the update of client %s: its model %s differs from the "
+                             "server's %s", server_round, proxy.cid, theirs, self.fingerprint)
+                failures.append(RuntimeError("model mismatch"))
+                continue
+            accepted.append((proxy, res))
+        return accepted
 
-    return Checked
+
+def build_strategy(config: FederatedConfig, model: FederatedModel, *, on_round=None, evaluate_fn=None,
+                   fit_config=None) -> Strategy:
+    """The strategy ``config`` asks for: FedAvg/FedAvgM/FedProx, checked, with SCAFFOLD, FedAdam or DP."""
+    from flwr.server.strategy import FedAvg, FedAvgM, FedProx
+
+    base: type = FedAvg
+    extra: dict[str, float] = {}
+    if config.proximal_mu > 0:
+        base, extra = FedProx, {"proximal_mu": config.proximal_mu}
+    elif config.fedavgm:
+        base, extra = FedAvgM, {"server_momentum": config.server_momentum, "server_learning_rate": config.server_lr}
+    initial = model.get_arrays()
+    if config.scaffold:
+        initial += [np.zeros_like(a) for a in initial]
+    averaging = base(
+        fraction_fit=config.fraction_fit, fraction_evaluate=0.0,
+        min_fit_clients=config.min_clients, min_evaluate_clients=0, min_available_clients=config.min_clients,
+        evaluate_fn=evaluate_fn, on_fit_config_fn=fit_config, initial_parameters=ndarrays_to_parameters(initial),
+        fit_metrics_aggregation_fn=_weighted_loss, **extra,
+    )
+    server_step = None
+    if config.server_adam_lr:
+        from .server_adam import ServerAdam
+
+        server_step = ServerAdam(model, lr=config.server_adam_lr, rounds=config.rounds, local_lr=config.train.lr,
+                                 max_grad_norm=config.train.max_grad_norm).step
+    strategy: Strategy = CheckedStrategy(averaging, fingerprint=model.fingerprint, on_round=on_round,
+                                         scaffold_weights=len(model.names) if config.scaffold else 0,
+                                         server_step=server_step)
+    if config.dp_noise_multiplier > 0:
+        from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping
+
+        strategy = DifferentialPrivacyServerSideFixedClipping(
+            strategy, noise_multiplier=config.dp_noise_multiplier, clipping_norm=config.dp_clipping_norm,
+            num_sampled_clients=config.min_clients,
+        )
+    return strategy
 
 
 def _weighted_loss(metrics: list[tuple[int, dict]]) -> dict:
@@ -80,6 +156,68 @@ def _weighted_loss(metrics: list[tuple[int, dict]]) -> dict:
     if not losses or total == 0:
         return {}
     return {"train_loss": sum(n * loss for n, loss in losses) / sum(n for n, _ in losses)}
+
+
+class RoundRecorder:
+    """The server's per-round bookkeeping: what each client sent, held-out metrics, the model on disk.
+
+    After every round the global model is scored on the server's held-out data (when
+    given, every ``config.eval_every`` rounds and after the last) and written to
+    ``output`` as an ordinary lmworks model directory, atomically, with
+    ``federated_log.jsonl`` beside it.
+    """
+
+    def __init__(self, model: FederatedModel, config: FederatedConfig, *, eval_texts: Sequence[str] | None,
+                 eval_labels: Sequence[str] | None, output: Path | None) -> None:
+        self.model, self.config, self.output = model, config, output
+        self.eval_texts = list(eval_texts) if eval_texts is not None else None
+        self.eval_labels = [str(y) for y in eval_labels] if eval_labels is not None else None
+        self.log: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+
+    def record(self, server_round: int, accepted, failures) -> None:
+        """Log what every accepted client sent: row count, metric values, array dtypes and shapes."""
+        from flwr.common import parameters_to_ndarrays
+
+        self.log.append({
+            "round": server_round,
+            "clients": [
+                {"num_examples": int(res.num_examples), "metrics": dict(res.metrics),
+                 "arrays": [[str(a.dtype), list(a.shape)] for a in parameters_to_ndarrays(res.parameters)]}
+                for _, res in accepted
+            ],
+            "failures": len(failures),
+        })
+
+    def evaluate(self, server_round: int, arrays: list[np.ndarray], _cfg: dict) -> tuple[float, dict] | None:
+        """Flower's ``evaluate_fn``: score the global weights, write the model and the log."""
+        self.model.set_arrays(arrays[:len(self.model.names)] if self.config.scaffold else arrays)
+        metrics = None
+        due = server_round % self.config.eval_every == 0 or server_round == self.config.rounds
+        if self.eval_texts is not None and self.eval_labels is not None and due:
+            metrics = self.model.classifier().evaluate(self.eval_texts, self.eval_labels)
+            LOGGER.info("round %d/%d: held-out accuracy %.4f, macro-F1 %.4f", server_round, self.config.rounds,
+                        metrics["accuracy"], metrics["macro_f1"])
+        if server_round > 0:
+            self._write(server_round, metrics)
+        if metrics is None:
+            return None
+        return 1 - metrics["accuracy"], {"accuracy": metrics["accuracy"]}
+
+    def _write(self, server_round: int, metrics: dict[str, Any] | None) -> None:
+        log = self.log
+        entry = log[-1] if log and log[-1]["round"] == server_round else {"round": server_round, "clients": []}
+        if metrics is not None:
+            entry["eval"] = {k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}
+        entry["seconds"] = round(time.perf_counter() - self.started, 2)
+        if self.output is None:
+            return
+        info = {"federated": {**self.config.to_dict(), "rounds_done": server_round,
+                              "fingerprint": self.model.fingerprint},
+                "clients_last_round": len(entry["clients"])}
+        self.model.classifier(dev_metrics=metrics, info=info).save(self.output)
+        with atomic_file(self.output / LOG_FILE) as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in log)
 
 
 def run_server(
@@ -100,104 +238,34 @@ def run_server(
     names) and the held-out metrics. Returns the final metrics and the log.
     """
     import flwr
-    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server import ServerConfig
-    from flwr.server.strategy import FedAvg, FedAvgM, FedProx
-
-    from ..errors import DataError
 
     labels = [str(x) for x in labels]
     if len(set(labels)) < 2:
         raise DataError(f"a federation needs at least two labels, got {labels}")
-    if eval_texts is not None:
-        unknown = sorted({str(y) for y in eval_labels or []} - set(labels))
-        if unknown:
-            raise DataError(f"eval data has label(s) {unknown} that are not among the federation's labels {labels}")
-    out_dir = Path(output) if output is not None else None
+    unknown = sorted({str(y) for y in eval_labels or []} - set(labels))
+    if eval_texts is not None and unknown:
+        raise DataError(f"eval data has label(s) {unknown} that are not among the federation's labels {labels}")
     model = FederatedModel(labels, config.train)
-    fingerprint = model.fingerprint
     LOGGER.info("federated server on %s: %s with labels %s, %d round(s), model %s", address, config.train.model,
-                labels, config.rounds, fingerprint)
-    log: list[dict[str, Any]] = []
-    started = time.perf_counter()
-
-    def record(server_round: int, accepted, failures) -> None:
-        log.append({
-            "round": server_round,
-            "clients": [
-                {"num_examples": int(res.num_examples), "metrics": dict(res.metrics),
-                 "arrays": [[str(a.dtype), list(a.shape)] for a in parameters_to_ndarrays(res.parameters)]}
-                for _, res in accepted
-            ],
-            "failures": len(failures),
-        })
-
-    def evaluate(server_round: int, arrays: list[np.ndarray], _cfg: dict) -> tuple[float, dict] | None:
-        model.set_arrays(arrays[:len(model.names)] if config.scaffold else arrays)
-        metrics = None
-        due = server_round % config.eval_every == 0 or server_round == config.rounds
-        if eval_texts is not None and eval_labels is not None and due:
-            metrics = model.classifier().evaluate(list(eval_texts), [str(y) for y in eval_labels])
-            LOGGER.info("round %d/%d: held-out accuracy %.4f, macro-F1 %.4f", server_round, config.rounds,
-                        metrics["accuracy"], metrics["macro_f1"])
-        if server_round == 0:
-            return None if metrics is None else (1 - metrics["accuracy"], {"accuracy": metrics["accuracy"]})
-        entry = log[-1] if log and log[-1]["round"] == server_round else {"round": server_round, "clients": []}
-        if metrics is not None:
-            entry["eval"] = {k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}
-        entry["seconds"] = round(time.perf_counter() - started, 2)
-        if out_dir is not None:
-            info = {"federated": {**config.to_dict(), "rounds_done": server_round, "fingerprint": fingerprint},
-                    "clients_last_round": len(entry["clients"])}
-            model.classifier(dev_metrics=metrics, info=info).save(out_dir)
-            with atomic_file(out_dir / LOG_FILE) as fh:
-                fh.writelines(json.dumps(r) + "\n" for r in log)
-        if metrics is None:
-            return None
-        return 1 - metrics["accuracy"], {"accuracy": metrics["accuracy"]}
+                labels, config.rounds, model.fingerprint)
+    recorder = RoundRecorder(model, config, eval_texts=eval_texts, eval_labels=eval_labels,
+                             output=Path(output) if output is not None else None)
 
     def fit_config(server_round: int) -> dict:
-        return {"round": server_round, "rounds": config.rounds, "protocol": PROTOCOL, "fingerprint": fingerprint,
-                "labels": json.dumps(labels), "train_config": json.dumps(config.round_training(server_round).to_dict()),
-                "scaffold": config.scaffold}
+        return {"round": server_round, "rounds": config.rounds, "protocol": PROTOCOL,
+                "fingerprint": model.fingerprint, "labels": json.dumps(labels),
+                "train_config": json.dumps(config.round_training(server_round).to_dict()), "scaffold": config.scaffold}
 
-    base: type = FedAvg
-    extra: dict[str, float] = {}
-    if config.proximal_mu > 0:
-        base, extra = FedProx, {"proximal_mu": config.proximal_mu}
-    elif config.fedavgm:
-        base, extra = FedAvgM, {"server_momentum": config.server_momentum, "server_learning_rate": config.server_lr}
-    initial = model.get_arrays()
-    server_step = None
-    if config.server_adam_lr:
-        from .server_adam import ServerAdam
-
-        server_step = ServerAdam(model, lr=config.server_adam_lr, rounds=config.rounds, local_lr=config.train.lr,
-                                 max_grad_norm=config.train.max_grad_norm).step
-    if config.scaffold:
-        initial += [np.zeros_like(a) for a in initial]
-    strategy: Any = _strategy_class(base)(
-        fingerprint=fingerprint, on_round=record, scaffold_weights=len(model.names) if config.scaffold else 0,
-        server_step=server_step,
-        fraction_fit=config.fraction_fit, fraction_evaluate=0.0,
-        min_fit_clients=config.min_clients, min_evaluate_clients=0, min_available_clients=config.min_clients,
-        evaluate_fn=evaluate, on_fit_config_fn=fit_config,
-        initial_parameters=ndarrays_to_parameters(initial),
-        fit_metrics_aggregation_fn=_weighted_loss, **extra,
-    )
-    if config.dp_noise_multiplier > 0:
-        from flwr.server.strategy import DifferentialPrivacyServerSideFixedClipping
-
-        strategy = DifferentialPrivacyServerSideFixedClipping(
-            strategy, noise_multiplier=config.dp_noise_multiplier, clipping_norm=config.dp_clipping_norm,
-            num_sampled_clients=config.min_clients,
-        )
+    strategy = build_strategy(config, model, on_round=recorder.record, evaluate_fn=recorder.evaluate,
+                              fit_config=fit_config)
     with quiet_flower():
         flwr.server.start_server(server_address=address, strategy=strategy,
                                  config=ServerConfig(num_rounds=config.rounds, round_timeout=config.round_timeout))
+    log = recorder.log
     final = log[-1].get("eval") if log else None
-    return {"rounds": len(log), "final": final, "log": log, "fingerprint": fingerprint,
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {"rounds": len(log), "final": final, "log": log, "fingerprint": model.fingerprint,
+            "seconds": round(time.perf_counter() - recorder.started, 2)}
 
 
 class quiet_flower:

@@ -39,10 +39,7 @@ class ServerAdam:
 
     def __init__(self, model: FederatedModel, *, lr: float, rounds: int, local_lr: float = 1.0,
                  max_grad_norm: float = 0.0) -> None:
-        import torch
-
-        from ..training.schedule import linear_warmup_decay
-        from ..training.trainer import make_optimizer
+        from ..training.optim import make_optimizer, make_scheduler
 
         defaults = TrainConfig()
         config = model.config.replace(optimizer="adamw", lr=lr, head_lr_multiplier=defaults.head_lr_multiplier,
@@ -52,9 +49,7 @@ class ServerAdam:
         self.local_lr = local_lr
         self.max_grad_norm = max_grad_norm
         self.optimizer = make_optimizer(model.backend.network, config)
-        warmup = int(defaults.warmup_ratio * rounds)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: linear_warmup_decay(s, warmup_steps=warmup, total_steps=rounds))
+        self.scheduler = make_scheduler(self.optimizer, warmup_ratio=defaults.warmup_ratio, total_steps=rounds)
 
     def step(self, current: Sequence[np.ndarray], averaged: Sequence[np.ndarray]) -> list[np.ndarray]:
         """New global weights from the current ones and the clients' example-weighted average."""

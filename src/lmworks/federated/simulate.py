@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmworksError
+from ..runtime import usable_cpus
 from .client import ServerLost, wait_for_server
 from .config import FederatedConfig
 from .server import LOG_FILE
@@ -66,70 +66,105 @@ def simulate(
     and the final held-out metrics.
     """
     labels = [str(y) for y in labels]
-    shards = dirichlet_split(labels, n_clients, alpha, seed=split_seed)
-    names = sorted(set(labels) | {str(y) for y in eval_labels})
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lmworks-federated-"))
     work.mkdir(parents=True, exist_ok=True)
-    shard_info = []
-    for i, rows in enumerate(shards):
-        shard_texts, shard_labels = [texts[j] for j in rows], [labels[j] for j in rows]
-        _write_jsonl(work / f"client_{i}.jsonl", shard_texts, shard_labels)
-        shard_info.append({"client": i, "rows": len(rows), "labels": dict(sorted(Counter(shard_labels).items()))})
-        LOGGER.info("client %d: %d rows %s", i, len(rows), shard_info[-1]["labels"])
+    shard_info = _write_shards(work, texts, labels, n_clients=n_clients, alpha=alpha, seed=split_seed)
     eval_file = _write_jsonl(work / "eval.jsonl", eval_texts, [str(y) for y in eval_labels])
     config_file = work / "federated.json"
     config_file.write_text(json.dumps({**config.to_dict(), "min_clients": n_clients}), encoding="utf-8")
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    threads = client_threads or max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                        else os.cpu_count() or 1) // n_clients)
-    lmworks = [sys.executable, "-m", "lmworks"]
-    server_log = open(work / "server.log", "w", encoding="utf-8")
-    server = subprocess.Popen([*lmworks, "federated", "server", "--address", address, "--config-json",
-                               str(config_file), "--eval", str(eval_file), "--labels", *names, "--output", str(output)],
-                              stdout=server_log, stderr=subprocess.STDOUT)
-    clients: list[subprocess.Popen] = []
-    logs = []
+    names = sorted(set(labels) | {str(y) for y in eval_labels})
+    address = f"127.0.0.1:{_free_port()}"
+    threads = client_threads or max(1, usable_cpus() // n_clients)
+    federation = _Federation(work, Path(output), config.rounds)
     _exit_on_sigterm()  # so the finally below stops the server and clients, not only Ctrl-C
     try:
-        try:
-            wait_for_server(address, 300, exited=server.poll)
-        except ServerLost as err:
-            raise LmworksError(f"{err}: {_tail(work / 'server.log')}") from None
+        federation.start_server(["--address", address, "--config-json", str(config_file), "--eval", str(eval_file),
+                                 "--labels", *names, "--output", str(output)])
+        federation.wait_for(address)
         for i in range(n_clients):
-            log = open(work / f"client_{i}.log", "w", encoding="utf-8")
-            logs.append(log)
-            clients.append(subprocess.Popen(
-                [*lmworks, "federated", "client", "--server", address, "--data", str(work / f"client_{i}.jsonl"),
-                 "--threads", str(threads), "--quiet"], stdout=log, stderr=subprocess.STDOUT))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        shown = 0
-        while server.poll() is None:
-            for i, proc in enumerate(clients):
-                if proc.poll() not in (None, 0):
-                    raise LmworksError(f"client {i} failed (status {proc.returncode}): "
-                                       f"{_tail(work / f'client_{i}.log')}")
-            shown = _show_progress(Path(output) / LOG_FILE, shown, config.rounds)
-            if deadline is not None and time.monotonic() > deadline:
-                raise LmworksError(f"the federation did not finish within {timeout:.0f} s (logs in {work})")
-            time.sleep(0.5)
-        if server.returncode != 0:
-            raise LmworksError(f"the federated server failed (status {server.returncode}): "
-                               f"{_tail(work / 'server.log')}")
-        for i, proc in enumerate(clients):
-            if proc.wait(timeout=120) != 0:
-                raise LmworksError(f"client {i} failed (status {proc.returncode}): {_tail(work / f'client_{i}.log')}")
-        _show_progress(Path(output) / LOG_FILE, shown, config.rounds)
+            federation.start_client(i, ["--server", address, "--data", str(work / f"client_{i}.jsonl"),
+                                        "--threads", str(threads), "--quiet"])
+        federation.watch(timeout)
     finally:
-        for proc in [*clients, server]:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for fh in [*logs, server_log]:
-            fh.close()
+        federation.stop()
     rounds = [json.loads(line) for line in (Path(output) / LOG_FILE).read_text().splitlines() if line.strip()]
     return {"clients": shard_info, "rounds": rounds, "final": rounds[-1].get("eval") if rounds else None,
             "workdir": str(work), "address": address}
+
+
+def _write_shards(work: Path, texts: Sequence[str], labels: list[str], *, n_clients: int, alpha: float,
+                  seed: int) -> list[dict[str, Any]]:
+    """One JSONL file per client with its Dirichlet share of the rows; returns each shard's size and label mix."""
+    info = []
+    for i, rows in enumerate(dirichlet_split(labels, n_clients, alpha, seed=seed)):
+        shard_texts, shard_labels = [texts[j] for j in rows], [labels[j] for j in rows]
+        _write_jsonl(work / f"client_{i}.jsonl", shard_texts, shard_labels)
+        info.append({"client": i, "rows": len(rows), "labels": dict(sorted(Counter(shard_labels).items()))})
+        LOGGER.info("client %d: %d rows %s", i, len(rows), info[-1]["labels"])
+    return info
+
+
+class _Federation:
+    """The server and client processes of one simulation, their logs, and how they end."""
+
+    def __init__(self, work: Path, output: Path, rounds: int) -> None:
+        self.work, self.output, self.rounds = work, output, rounds
+        self.server: subprocess.Popen | None = None
+        self.clients: list[subprocess.Popen] = []
+        self.logs: list[Any] = []
+        self.shown = 0
+
+    def _start(self, role: str, args: list[str], log: Path) -> subprocess.Popen:
+        fh = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+        self.logs.append(fh)
+        return subprocess.Popen([sys.executable, "-m", "lmworks", "federated", role, *args], stdout=fh,
+                                stderr=subprocess.STDOUT)
+
+    def start_server(self, args: list[str]) -> None:
+        self.server = self._start("server", args, self.work / "server.log")
+
+    def start_client(self, index: int, args: list[str]) -> None:
+        self.clients.append(self._start("client", args, self.work / f"client_{index}.log"))
+
+    def wait_for(self, address: str) -> None:
+        assert self.server is not None
+        try:
+            wait_for_server(address, 300, exited=self.server.poll)
+        except ServerLost as err:
+            raise LmworksError(f"{err}: {_tail(self.work / 'server.log')}") from None
+
+    def _client_failed(self, index: int, proc: subprocess.Popen) -> LmworksError:
+        return LmworksError(f"client {index} failed (status {proc.returncode}): "
+                            f"{_tail(self.work / f'client_{index}.log')}")
+
+    def watch(self, timeout: float | None) -> None:
+        """Until the server ends: fail fast on a failed client or the timeout, log finished rounds."""
+        assert self.server is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.server.poll() is None:
+            for i, proc in enumerate(self.clients):
+                if proc.poll() not in (None, 0):
+                    raise self._client_failed(i, proc)
+            self.shown = _show_progress(self.output / LOG_FILE, self.shown, self.rounds)
+            if deadline is not None and time.monotonic() > deadline:
+                raise LmworksError(f"the federation did not finish within {timeout:.0f} s (logs in {self.work})")
+            time.sleep(0.5)
+        if self.server.returncode != 0:
+            raise LmworksError(f"the federated server failed (status {self.server.returncode}): "
+                               f"{_tail(self.work / 'server.log')}")
+        for i, proc in enumerate(self.clients):
+            if proc.wait(timeout=120) != 0:
+                raise self._client_failed(i, proc)
+        _show_progress(self.output / LOG_FILE, self.shown, self.rounds)
+
+    def stop(self) -> None:
+        """Kill whatever still runs and close the logs."""
+        for proc in [*self.clients, *([self.server] if self.server else [])]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for fh in self.logs:
+            fh.close()
 
 
 def _exit_on_sigterm() -> None:

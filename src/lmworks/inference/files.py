@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_file
+from ..atomic import atomic_file
 from ..data import DEFAULT_CHUNK_SIZE, clean_texts, detect_format, iter_chunks, require_columns
 from ..errors import DataError
 
@@ -69,6 +69,7 @@ def predict_file(
     label_column: str = "label",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     encoding: str = "utf-8",
+    delimiter: str | None = None,
     label_separator: str = "|",
     progress: bool = True,
 ) -> int:
@@ -89,7 +90,7 @@ def predict_file(
     try:
         with atomic_file(output, "wb" if fmt == "parquet" else "w") as fh:
             writer = _Writer(fh, fmt)
-            for chunk in iter_chunks(data, chunk_size=chunk_size, encoding=encoding):
+            for chunk in iter_chunks(data, chunk_size=chunk_size, encoding=encoding, delimiter=delimiter):
                 require_columns(data, chunk, [text_column])
                 texts = clean_texts(data, chunk, text_column)
                 proba = classifier.predict_proba(texts)

@@ -27,7 +27,9 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import ConfigError
-from .alerts import AlertRule, WebhookNotifier, evaluate_rules
+from .alerts import evaluate_rules
+from .delivery import WebhookNotifier
+from .rules import AlertRule
 from .store import Store, now_iso
 
 LOGGER = logging.getLogger("lmworks")

@@ -16,11 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._io import atomic_file
+from ..atomic import atomic_file
 from ..errors import ConfigError
-from .alerts import format_window
 from .ingest import Ingestor, RejectedLine, parse_item
-from .store import Store, by_topic, fill_gaps
+from .store import Store
+from .windows import by_topic, fill_gaps, format_window
 
 PAGE = Path(__file__).with_name("dashboard.html")
 
@@ -38,6 +38,14 @@ def overview(store: Store, window: int, *, negative_limit: int = 15, recent_wind
     alerts = [a for a in store.alerts(limit=200) if a["window_seconds"] == window]
     return {"window": format_window(window), "window_seconds": window, "count": store.count(), "last_ts": last,
             "series": series, "alerts": alerts, "negative": store.most_negative(limit=negative_limit, since=since)}
+
+
+def summary(store: Store, window: int, *, last: int = 7) -> dict[str, Any]:
+    """Per topic, its last ``last`` windows: start, volume, negative share and mean sentiment."""
+    topics = {t: [{"window_start": st.start, "volume": st.volume, "negative_share": round(st.negative_share, 4),
+                   "mean_sentiment": round(st.mean_sentiment, 4)} for st in rows[-last:]]
+              for t, rows in sorted(by_topic(store.window_stats(window)).items())}
+    return {"window": format_window(window), "topics": topics}
 
 
 def write_report(store: Store, window: int, output: str | Path) -> Path:
@@ -108,12 +116,11 @@ def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None =
     """The FastAPI app: dashboard, overview API, and ``POST /v1/items`` when models are loaded."""
     from fastapi.responses import HTMLResponse
 
-    from .. import __version__
     from ..serve.common import ApiError, base_app
     from ..serve.metrics import ServerMetrics
 
     app = base_app(title="lmworks opinion monitor", description="Topic and sentiment of a stream, with alerts.",
-                   version=__version__, metrics=ServerMetrics(), api_key=api_key, max_body_bytes=max_body_bytes)
+                   metrics=ServerMetrics(), api_key=api_key, max_body_bytes=max_body_bytes)
     lock = threading.Lock()
     page = PAGE.read_text(encoding="utf-8")
 

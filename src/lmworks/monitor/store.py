@@ -16,11 +16,11 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .windows import WindowStat
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS items (
@@ -58,40 +58,6 @@ SCHEMA = [
 
 ITEM_COLUMNS = ("id", "ts", "timestamp", "source", "text", "topic", "topic_scores", "sentiment_label",
                 "sentiment_scores", "sentiment", "negative", "ingested_at")
-
-
-@dataclass(frozen=True)
-class WindowStat:
-    """Aggregates of one topic in one time window."""
-
-    topic: str
-    start: int
-    volume: int
-    negatives: int
-    mean_sentiment: float
-
-    @property
-    def negative_share(self) -> float:
-        """Negative items / items."""
-        return self.negatives / self.volume if self.volume else 0.0
-
-
-def by_topic(stats: Iterable[WindowStat]) -> dict[str, list[WindowStat]]:
-    """Window aggregates grouped per topic, in the order they come (time order from the store)."""
-    out: dict[str, list[WindowStat]] = {}
-    for stat in stats:
-        out.setdefault(stat.topic, []).append(stat)
-    return out
-
-
-def fill_gaps(series: list[WindowStat], window: int) -> list[WindowStat]:
-    """Insert empty windows so "the previous N windows" means time, not rows."""
-    out: list[WindowStat] = []
-    for stat in series:
-        while out and out[-1].start + window < stat.start:
-            out.append(WindowStat(stat.topic, out[-1].start + window, 0, 0, 0.0))
-        out.append(stat)
-    return out
 
 
 def now_iso() -> str:

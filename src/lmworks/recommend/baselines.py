@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..runtime import blas_threads, usable_cpus
 from .metrics import evaluate_ranking
 from .split import Dataset
 
@@ -61,14 +62,12 @@ class ImplicitALS:
     def fit(self, data: Dataset) -> ImplicitALS:
         """Factorise the users x items positive matrix."""
         als_class = require_implicit()
-        from ..training.trainer import usable_cpus
-
-        model = als_class(factors=self.params["factors"], regularization=self.params["regularization"],
-                          alpha=self.params["alpha"], iterations=self.params["iterations"],
-                          random_state=self.seed, num_threads=usable_cpus(), use_gpu=False)
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, "blas"):  # implicit parallelises itself; a BLAS pool on top slows it down
+        # implicit parallelises itself over usable_cpus() threads; a BLAS pool inside each of them
+        # slows it down, and implicit warns about it when the model is built: limit BLAS for both.
+        with blas_threads(1):
+            model = als_class(factors=self.params["factors"], regularization=self.params["regularization"],
+                              alpha=self.params["alpha"], iterations=self.params["iterations"],
+                              random_state=self.seed, num_threads=usable_cpus(), use_gpu=False)
             model.fit(data.positive_matrix().astype(np.float32), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors)
         self.item_factors_ = np.asarray(model.item_factors)
@@ -95,3 +94,19 @@ class ImplicitALS:
         LOGGER.info("ALS baseline: chose %s (valid ndcg@%d %.4f)", best.params, k, best_score)
         return best
 
+
+
+def baseline_metrics(data: Dataset, *, k: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Popularity and validation-tuned implicit ALS on the test set, validation interactions as history.
+
+    ALS is tuned on the validation set, then refitted with the validation interactions
+    added, as the text recommender sees them at test time.
+    """
+    current = data.with_valid()
+    seen = current.seen_matrix()
+    als = ImplicitALS.tuned(data, k=k, seed=seed)
+    refit = ImplicitALS(**als.params, seed=seed).fit(current)
+    return {
+        "popularity": evaluate_ranking(Popularity().fit(current).scores, data.test, seen, k=k),
+        "implicit-als": {**evaluate_ranking(refit.scores, data.test, seen, k=k), "params": als.params},
+    }

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import detect_format, iter_chunks, require_columns, row_ref
+from ..data import detect_format, iter_chunks, read_atomic, require_columns, row_ref
 from ..errors import DataError
 
 ATOMIC_SUFFIXES = (".inter", ".item", ".user")
@@ -70,21 +70,6 @@ class Items:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def read_atomic(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
-    """A RecBole atomic file (tab-separated, ``name:type`` headers) as strings, types dropped."""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding=encoding,
-                            quoting=3, encoding_errors="strict")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid {encoding} text (byte {err.start}: {err.reason})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty (no header row)") from None
-    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
-    return frame
 
 
 def _read_frame(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:

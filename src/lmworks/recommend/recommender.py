@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._io import atomic_dir
+from ..atomic import atomic_dir
 from ..errors import ConfigError, DataError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .metrics import evaluate_ranking
@@ -79,7 +79,7 @@ class TextRecommender:
         ``text_vectors`` (items x dim) skips encoding when the caller already has them
         (the benchmark reuses one encoding across seeds and protocols).
         """
-        from ..training.trainer import seed_everything, torch_threads
+        from ..runtime import seed_everything, torch_threads
 
         cfg = self.config
         if data.n_items == 0:
@@ -96,41 +96,51 @@ class TextRecommender:
         if not len(examples[1]):
             raise DataError("no positive interactions to train on")
         train_items = np.flatnonzero(self.has_id_)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        best_state, best_score, best_epoch, bad = None, -1.0, 0, 0
-        history: list[dict[str, float]] = []
         started = time.perf_counter()
-        bar = _progress(cfg.epochs, progress)
         with torch_threads(None):
-            for epoch in range(cfg.epochs):
-                cosine_lr(optimizer, cfg.lr, epoch, cfg.epochs)
-                loss = train_epoch(model, optimizer, examples, train_items, cfg, rng)
-                self.model_ = model
-                self._refresh()
-                record = {"epoch": epoch + 1, "loss": round(loss, 4)}
-                if self.data_.valid.relevant:
-                    score = self.evaluate("valid")[f"ndcg@{cfg.k}"]
-                    record[f"valid_ndcg@{cfg.k}"] = round(score, 4)
-                    if score > best_score:
-                        best_state, best_score, best_epoch, bad = copy.deepcopy(model.state_dict()), score, epoch + 1, 0
-                    else:
-                        bad += 1
-                history.append(record)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k: v for k, v in record.items() if k != "epoch"})
-                if bad >= cfg.patience:
-                    break
-        if bar is not None:
-            bar.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)
+            history, best_epoch = self._train_epochs(model, examples, train_items, rng, progress)
         self.model_ = model
         self._refresh()
         self.training_ = {"epochs_run": len(history), "best_epoch": best_epoch or len(history),
                           "seconds": round(time.perf_counter() - started, 1), "history": history,
                           "examples": int(len(examples[1]))}
         return self
+
+    def _train_epochs(self, model: TwoTower, examples: tuple[np.ndarray, np.ndarray], train_items: np.ndarray,
+                      rng: np.random.Generator, progress: bool) -> tuple[list[dict[str, float]], int]:
+        """Epochs with a half-cosine rate until validation NDCG stops improving; keeps the best weights.
+
+        Returns the per-epoch history and the best epoch (0 without validation users).
+        """
+        cfg = self.config
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        best_state, best_score, best_epoch, bad = None, -1.0, 0, 0
+        history: list[dict[str, float]] = []
+        bar = _progress(cfg.epochs, progress)
+        for epoch in range(cfg.epochs):
+            cosine_lr(optimizer, cfg.lr, epoch, cfg.epochs)
+            loss = train_epoch(model, optimizer, examples, train_items, cfg, rng)
+            self.model_ = model
+            self._refresh()
+            record = {"epoch": epoch + 1, "loss": round(loss, 4)}
+            if self.data_.valid.relevant:
+                score = self.evaluate("valid")[f"ndcg@{cfg.k}"]
+                record[f"valid_ndcg@{cfg.k}"] = round(score, 4)
+                if score > best_score:
+                    best_state, best_score, best_epoch, bad = copy.deepcopy(model.state_dict()), score, epoch + 1, 0
+                else:
+                    bad += 1
+            history.append(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: v for k, v in record.items() if k != "epoch"})
+            if bad >= cfg.patience:
+                break
+        if bar is not None:
+            bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        return history, best_epoch
 
     def _prepare(self, data: Dataset) -> None:
         """Index structures: what trains (``train_*``) and what answers requests and the test set.
@@ -304,7 +314,7 @@ def _read_rows(path: Path) -> pd.DataFrame | None:
 
 def encode_items(texts: list[str], model: str, max_length: int) -> np.ndarray:
     """Sentence vectors of item texts; items without text get a zero vector."""
-    from ..assistant.embed import SentenceEncoder
+    from ..embed import SentenceEncoder
 
     encoder = SentenceEncoder(model, max_length=max_length)
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)

@@ -47,10 +47,8 @@ class RecommendResponse(BaseModel):
 def create_recommender_app(recommender: TextRecommender, *, api_key: str | None = None, max_k: int = 100,
                            max_history: int = 1000, max_body_bytes: int = 256 * 1024) -> FastAPI:
     """The FastAPI app of a trained recommender."""
-    from .. import __version__
-
     app = base_app(title="lmworks recommender", description="Ranks items for a user from item text and history.",
-                   version=__version__, metrics=ServerMetrics(), api_key=api_key, max_body_bytes=max_body_bytes)
+                   metrics=ServerMetrics(), api_key=api_key, max_body_bytes=max_body_bytes)
     data = recommender.data_
 
     @app.get("/healthz", summary="liveness")

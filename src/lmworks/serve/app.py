@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,6 +41,9 @@ class ServeConfig:
         Token budget of one micro-batch.
     api_key:
         Required key for ``/v1/*`` (``None``: open).
+    threads:
+        Inference threads of the process (``None``: the usable CPUs; with several
+        workers, give each its share).
     """
 
     max_texts: int = 256
@@ -48,6 +52,7 @@ class ServeConfig:
     max_wait_ms: float = 5.0
     max_batch_tokens: int = 8192
     api_key: str | None = None
+    threads: int | None = None
 
 
 class ClassifyRequest(BaseModel):
@@ -72,10 +77,13 @@ class ClassifyResponse(BaseModel):
     predictions: list[Prediction]
 
 
+def build_app(model_dir: str | Path, config: ServeConfig) -> FastAPI:
+    """Load ``model_dir`` and build its app: what every worker process runs (module-level, so it pickles)."""
+    return create_app(Predictor.load(model_dir, num_threads=config.threads), config)
+
+
 def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastAPI:
     """The FastAPI app serving ``predictor``."""
-    from .. import __version__
-
     config = config or ServeConfig()
     metrics = ServerMetrics()
 
@@ -98,7 +106,7 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         title="lmworks classifier",
         description=f"Text classification with the model '{predictor.name}' ({predictor.task}, "
         f"labels: {', '.join(predictor.labels)}).",
-        version=__version__, metrics=metrics, api_key=config.api_key,
+        metrics=metrics, api_key=config.api_key,
         max_body_bytes=config.max_body_bytes, lifespan=lifespan,
     )
     limits = {"max_texts": config.max_texts, "max_chars": config.max_chars, "max_body_bytes": config.max_body_bytes}

@@ -21,12 +21,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError
+from ..runtime import lmworks_version
 from .metrics import ServerMetrics
 
 LOGGER = logging.getLogger("lmworks")
 
-#: Endpoints that stay open when an API key is required (probes and scrapers).
+#: Endpoints that stay open when an API key is required (probes, scrapers and the API docs).
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: Where the docs pages' scripts and styles are served from (no CDN: the services run offline).
+DOCS_ASSETS = "/docs-assets"
 
 
 class ApiError(Exception):
@@ -110,14 +113,21 @@ def base_app(
     *,
     title: str,
     description: str,
-    version: str,
     metrics: ServerMetrics,
+    version: str | None = None,
     api_key: str | None = None,
     max_body_bytes: int = 1 << 20,
     lifespan: Callable[[FastAPI], Any] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with lmworks' error shape, API-key check, metrics and body limit."""
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    """A FastAPI app with lmworks' error shape, API-key check, metrics and body limit (version: lmworks').
+
+    ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from this server
+    (``fastapi-offline``'s copies), not from a CDN a closed network cannot reach.
+    """
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(title=title, description=description, version=version or lmworks_version(),
+                         lifespan=lifespan, static_url=DOCS_ASSETS)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -176,7 +186,7 @@ class AuthAndMetrics:
             await send(message)
 
         try:
-            if self.api_key is not None and scope["path"] not in PUBLIC_PATHS and not _authorised(scope, self.api_key):
+            if self.api_key is not None and not _public(scope["path"]) and not _authorised(scope, self.api_key):
                 response = error_response(
                     401, "unauthorized",
                     "missing or wrong API key (send 'Authorization: Bearer KEY' or 'X-API-Key: KEY')",
@@ -193,6 +203,10 @@ class AuthAndMetrics:
                 self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(DOCS_ASSETS + "/")
+
+
 def _authorised(scope, key: str) -> bool:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
     given = headers.get("x-api-key", "")
@@ -200,17 +214,3 @@ def _authorised(scope, key: str) -> bool:
     if auth.lower().startswith("bearer "):
         given = auth[7:].strip()
     return bool(given) and hmac.compare_digest(given.encode(), key.encode())
-
-
-def run_app(app: Any, *, host: str, port: int, **uvicorn_options: Any) -> None:
-    """Run an app (or an import string with ``factory=True``) under uvicorn, stopping gracefully.
-
-    uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal with the
-    handler that was installed before it; a no-op one makes a graceful stop exit 0.
-    """
-    import signal
-
-    import uvicorn
-
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30, **uvicorn_options)

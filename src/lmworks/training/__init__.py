@@ -1,5 +1,5 @@
-"""Training core: config, batching, schedule, losses and the loop."""
+"""The training engine and what it needs: config, batching, optimiser, losses, objectives."""
 
-from .config import ClassWeighting, TrainConfig
+from .config import TrainConfig
 
-__all__ = ["ClassWeighting", "TrainConfig"]
+__all__ = ["TrainConfig"]

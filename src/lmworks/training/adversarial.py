@@ -41,10 +41,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-
-METHODS = ("none", "fgm", "pgd")
-NORMS = ("batch", "example")
-LOSSES = ("label", "consistency")
+from ..modes import Adversarial, AdvLoss, AdvNorm
+from .losses import Loss
 
 
 def consistency_loss(perturbed: torch.Tensor, clean: torch.Tensor, *, multi_label: bool) -> torch.Tensor:
@@ -56,6 +54,14 @@ def consistency_loss(perturbed: torch.Tensor, clean: torch.Tensor, *, multi_labe
         return (bce(perturbed, target, reduction="none") - bce(clean, target, reduction="none")).sum(-1).mean()
     return torch.nn.functional.kl_div(torch.log_softmax(perturbed, -1), torch.log_softmax(clean, -1),
                                       log_target=True, reduction="batchmean")
+
+
+def perturbed_loss(kind: AdvLoss | str, task_loss: Loss, *, multi_label: bool
+                   ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss(perturbed_logits, clean_logits, targets)``: the task loss on the labels, or consistency."""
+    if AdvLoss.parse(kind) is AdvLoss.CONSISTENCY:
+        return lambda perturbed, clean, targets: consistency_loss(perturbed, clean, multi_label=multi_label)
+    return lambda perturbed, clean, targets: task_loss(perturbed, targets)
 
 
 class EmbeddingAdversary:
@@ -84,10 +90,9 @@ class EmbeddingAdversary:
 
     def __init__(self, network: nn.Module, embedding: nn.Module, *, method: str = "fgm", epsilon: float = 0.05,
                  steps: int = 3, alpha: float | None = None, norm: str = "example") -> None:
-        if method not in ("fgm", "pgd"):
-            raise ConfigError(f"adversarial method must be fgm or pgd, got {method!r}")
-        if norm not in NORMS:
-            raise ConfigError(f"adversarial norm must be {' or '.join(NORMS)}, got {norm!r}")
+        if Adversarial.parse(method) is Adversarial.NONE:
+            raise ConfigError("adversarial method must be fgm or pgd, got 'none'")
+        norm = AdvNorm.parse(norm)
         if epsilon <= 0:
             raise ConfigError(f"--adv-epsilon must be positive, got {epsilon}")
         if steps < 1:
@@ -97,7 +102,7 @@ class EmbeddingAdversary:
         self.method = method
         self.norm = norm
         self.epsilon = epsilon
-        self.steps = steps if method == "pgd" else 1
+        self.steps = steps if method == Adversarial.PGD else 1
         self.alpha = alpha if alpha is not None else epsilon / self.steps * 1.5
         self._looked_up: torch.Tensor | None = None  # "example": last embedding output with a gradient
         self._delta: torch.Tensor | None = None  # "example": perturbation added by the hook

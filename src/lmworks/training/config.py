@@ -7,27 +7,44 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Rule, check_rules
+from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, Mode, OptimizerKind, Pooling
 
+#: Fields that hold a mode, and its enum: strings are accepted and parsed into members.
+MODE_FIELDS: dict[str, type[Mode]] = {
+    "head": Pooling, "class_weights": ClassWeighting, "blend": BlendMode, "optimizer": OptimizerKind,
+    "adversarial": Adversarial, "adv_norm": AdvNorm, "adv_loss": AdvLoss,
+}
 
-class BlendMode(str, enum.Enum):
-    """Whether to blend the encoder with TF-IDF: ``auto``, ``tfidf`` or ``none``."""
-
-    AUTO = "auto"
-    TFIDF = "tfidf"
-    NONE = "none"
-
-
-class ClassWeighting(str, enum.Enum):
-    """How the loss weighs classes: ``none``, or ``balanced`` (inverse frequency)."""
-
-    NONE = "none"
-    BALANCED = "balanced"
+# (test, message) pairs over a config: each message is formatted with the config's fields.
+_RULES: tuple[Rule, ...] = (
+    (lambda c: c.epochs > 0, "epochs must be > 0, got {epochs}"),
+    (lambda c: c.batch_size > 0, "batch_size must be > 0, got {batch_size}"),
+    (lambda c: c.lr > 0, "lr must be > 0, got {lr}"),
+    (lambda c: c.max_length > 0, "max_length must be > 0, got {max_length}"),
+    (lambda c: c.grad_accum_steps > 0, "grad_accum_steps must be > 0, got {grad_accum_steps}"),
+    (lambda c: c.max_steps >= 0, "max_steps must be >= 0, got {max_steps}"),
+    (lambda c: c.max_length >= 8, "max_length must be at least 8 tokens, got {max_length}"),
+    (lambda c: 0 <= c.eval_fraction < 1, "eval_fraction must be in [0, 1), got {eval_fraction}"),
+    (lambda c: 0 <= c.warmup_ratio < 1, "warmup_ratio must be in [0, 1), got {warmup_ratio}"),
+    (lambda c: 0 < c.layer_lr_decay <= 1, "layer_lr_decay must be in (0, 1], got {layer_lr_decay}"),
+    (lambda c: 0 <= c.dropout < 1, "dropout must be in [0, 1), got {dropout}"),
+    (lambda c: 0 <= c.label_smoothing < 1, "label_smoothing must be in [0, 1), got {label_smoothing}"),
+    (lambda c: c.adversarial == "none" or (c.adv_epsilon > 0 and c.adv_steps >= 1),
+     "adv_epsilon must be > 0 and adv_steps >= 1"),
+    (lambda c: not (c.logit_adjustment and c.multi_label), "logit_adjustment is for single-label data"),
+    (lambda c: c.adversarial == "none" or not c.freeze_embeddings,
+     "--adversarial perturbs the word embeddings: it cannot be combined with frozen embeddings"),
+)
 
 
 @dataclass
 class TrainConfig:
     """Settings for fine-tuning a classifier. Defaults are tuned for a 2-core CPU.
+
+    Mode fields (``head``, ``blend``, ``optimizer``...) accept their enum from
+    :mod:`lmworks.modes` or its string value and always hold the enum member after
+    construction; a misspelt mode is a :class:`ConfigError` naming the choices.
 
     Attributes
     ----------
@@ -123,7 +140,7 @@ class TrainConfig:
     """
 
     model: str = "minilm"
-    head: str = "mean"
+    head: Pooling | str = Pooling.MEAN
     epochs: float = 2.0
     max_steps: int = 0
     batch_size: int = 32
@@ -137,8 +154,8 @@ class TrainConfig:
     max_length: int = 128
     dropout: float = 0.1
     label_smoothing: float = 0.0
-    class_weights: str = "none"
-    blend: str = "auto"
+    class_weights: ClassWeighting | str = ClassWeighting.NONE
+    blend: BlendMode | str = BlendMode.AUTO
     multi_label: bool = False
     eval_fraction: float = 0.1
     eval_every: int = 0
@@ -147,82 +164,33 @@ class TrainConfig:
     num_threads: int | None = None
     log_every: int = 20
     logit_adjustment: bool = False
-    optimizer: str = "adamw"
+    optimizer: OptimizerKind | str = OptimizerKind.ADAMW
     freeze_embeddings: bool = False
-    adversarial: str = "none"
+    adversarial: Adversarial | str = Adversarial.NONE
     adv_epsilon: float = 0.05
     adv_steps: int = 3
-    adv_norm: str = "example"
-    adv_loss: str = "label"
+    adv_norm: AdvNorm | str = AdvNorm.EXAMPLE
+    adv_loss: AdvLoss | str = AdvLoss.LABEL
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` for values that cannot work."""
-        from ..heads import Pooling
-
-        Pooling.parse(self.head)
-        try:
-            ClassWeighting(self.class_weights)
-        except ValueError:
-            raise ConfigError(
-                f"unknown class_weights {self.class_weights!r}: choose none or balanced"
-            ) from None
-        try:
-            BlendMode(self.blend)
-        except ValueError:
-            raise ConfigError(f"unknown blend {self.blend!r}: choose auto, tfidf or none") from None
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                    "max_length": self.max_length, "grad_accum_steps": self.grad_accum_steps}
-        for name, value in positive.items():
-            if not value > 0:
-                raise ConfigError(f"{name} must be > 0, got {value}")
-        if self.max_steps < 0:
-            raise ConfigError(f"max_steps must be >= 0, got {self.max_steps}")
-        if self.max_length < 8:
-            raise ConfigError(f"max_length must be at least 8 tokens, got {self.max_length}")
-        if not 0 <= self.eval_fraction < 1:
-            raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not 0 < self.layer_lr_decay <= 1:
-            raise ConfigError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        from .adversarial import METHODS
-
-        if self.adversarial not in METHODS:
-            raise ConfigError(f"unknown adversarial method {self.adversarial!r}: choose {', '.join(METHODS)}")
-        if self.adversarial != "none" and (self.adv_epsilon <= 0 or self.adv_steps < 1):
-            raise ConfigError("adv_epsilon must be > 0 and adv_steps >= 1")
-        from .adversarial import LOSSES, NORMS
-
-        if self.adv_norm not in NORMS:
-            raise ConfigError(f"unknown adv_norm {self.adv_norm!r}: choose {' or '.join(NORMS)}")
-        if self.adv_loss not in LOSSES:
-            raise ConfigError(f"unknown adv_loss {self.adv_loss!r}: choose {' or '.join(LOSSES)}")
-        if self.logit_adjustment and self.multi_label:
-            raise ConfigError("logit_adjustment is for single-label data")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose adamw or sgd")
-        if self.adversarial != "none" and self.freeze_embeddings:
-            raise ConfigError("--adversarial perturbs the word embeddings: it cannot be combined with "
-                              "frozen embeddings")
+        """Parse the mode fields into their enums; raise :class:`ConfigError` for values that cannot work."""
+        for name, mode in MODE_FIELDS.items():
+            setattr(self, name, mode.parse(getattr(self, name)))
+        check_rules(self, _RULES)
 
     def blend_with_tfidf(self) -> bool:
         """Resolve ``blend`` for this model and head."""
-        mode = BlendMode(self.blend)
-        if self.model == "tfidf" or mode is BlendMode.NONE:
+        if self.model == "tfidf" or self.blend is BlendMode.NONE:
             return False
-        return mode is BlendMode.TFIDF or self.head == "mean"
+        return self.blend is BlendMode.TFIDF or self.head is Pooling.MEAN
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (stored in ``lmworks.json``)."""
-        return dataclasses.asdict(self)
+        """Plain-JSON form (stored in ``lmworks.json``): modes as their string values."""
+        return {k: v.value if isinstance(v, enum.Enum) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -234,5 +202,14 @@ class TrainConfig:
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """Copy with some fields changed (validated like any construction)."""
-        return TrainConfig.from_dict({**self.to_dict(), **changes})
+        """Copy with some fields changed (validated like any construction; unknown names are an error).
+
+        Unchanged values are the same objects as in ``self``, which is what lets
+        scikit-learn's ``clone`` check that a :class:`~lmworks.TextClassifier` stores its
+        parameters untouched.
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)

@@ -36,6 +36,7 @@ def write(path: Path, texts, labels) -> Path:
     return path
 
 
+@pytest.mark.processes
 def test_two_processes_match_one(tmp_path, deterministic_encoder):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:

@@ -65,28 +65,3 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_file(path) as fh:
         fh.write(text)
-
-
-@contextlib.contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block has finished, then raise it.
-
-    A checkpoint written half-way is worse than one written a second late: torch's
-    zip writer turns a KeyboardInterrupt mid-write into a RuntimeError, which escaped
-    the training loop's interrupt handling. Outside the main thread (where signal
-    handlers cannot be set) the block runs unprotected.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[object] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-    if received:
-        raise KeyboardInterrupt

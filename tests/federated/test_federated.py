@@ -135,11 +135,11 @@ def test_server_momentum_applies_fedavgm_to_the_averaged_update():
     from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server.strategy import FedAvgM
 
-    from lmworks.federated.server import _strategy_class
+    from lmworks.federated.server import CheckedStrategy
 
-    strategy = _strategy_class(FedAvgM)(fingerprint="ours", on_round=lambda *a: None, server_momentum=0.5,
-                                        server_learning_rate=1.0,
-                                        initial_parameters=ndarrays_to_parameters([np.zeros(2, np.float32)]))
+    strategy = CheckedStrategy(FedAvgM(server_momentum=0.5, server_learning_rate=1.0,
+                                       initial_parameters=ndarrays_to_parameters([np.zeros(2, np.float32)])),
+                               fingerprint="ours", on_round=lambda *a: None)
 
     class Proxy:
         cid = "client"
@@ -190,6 +190,7 @@ def test_scaffold_config_combinations():
 
 
 # -- real processes --------------------------------------------------------------------------
+@pytest.mark.processes
 def test_simulate_runs_server_and_clients_as_processes(tmp_path, tiny_encoder):
     """The acceptance path: one command, non-IID split, N real client processes, a global model."""
     write(tmp_path / "train.jsonl", *make_sentiment(360, seed=1))
@@ -264,6 +265,7 @@ class Recorder:
                     pass
 
 
+@pytest.mark.processes
 def test_only_weights_leave_a_client_even_a_single_class_one(tmp_path, tiny_encoder):
     port = free_port()
     srv = server(tmp_path, tiny_encoder, port, rounds=1)
@@ -292,6 +294,7 @@ def test_only_weights_leave_a_client_even_a_single_class_one(tmp_path, tiny_enco
     assert log["clients"][0]["num_examples"] == len(texts)
 
 
+@pytest.mark.processes
 def test_client_with_an_empty_shard_refuses_before_connecting(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n")
@@ -302,6 +305,7 @@ def test_client_with_an_empty_shard_refuses_before_connecting(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == f"lmworks: error: {empty}: no rows"
 
 
+@pytest.mark.processes
 def test_client_exits_clearly_when_the_server_goes_away_mid_run(tmp_path, tiny_encoder):
     port = free_port()
     srv = server(tmp_path, tiny_encoder, port, rounds=50)
@@ -323,6 +327,7 @@ def test_client_exits_clearly_when_the_server_goes_away_mid_run(tmp_path, tiny_e
     assert model.meta_["train_info"]["federated"]["rounds_done"] >= 1
 
 
+@pytest.mark.processes
 def test_client_with_another_model_is_refused(tmp_path, tiny_encoder, minilm_dir):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
@@ -355,11 +360,11 @@ def test_server_averages_by_examples_and_drops_updates_from_another_model():
     from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server.strategy import FedAvg
 
-    from lmworks.federated.server import _strategy_class
+    from lmworks.federated.server import CheckedStrategy
 
     seen = []
-    strategy = _strategy_class(FedAvg)(fingerprint="ours", on_round=lambda r, ok, failed: seen.append((len(ok),
-                                                                                                      len(failed))))
+    strategy = CheckedStrategy(FedAvg(), fingerprint="ours",
+                               on_round=lambda r, ok, failed: seen.append((len(ok), len(failed))))
 
     class Proxy:
         cid = "client"
@@ -374,6 +379,7 @@ def test_server_averages_by_examples_and_drops_updates_from_another_model():
     assert seen == [(2, 1)]
 
 
+@pytest.mark.processes
 def test_simulate_with_flower_differential_privacy_and_server_momentum(tmp_path, tiny_encoder):
     """--dp-noise-multiplier wraps the strategy (here FedAvgM) in Flower's server-side fixed-clipping DP."""
     run_simulate(tmp_path, tiny_encoder, "--rounds", "1", *LOCAL, "--dp-noise-multiplier", "0.5",
@@ -385,6 +391,7 @@ def test_simulate_with_flower_differential_privacy_and_server_momentum(tmp_path,
     assert recorded["rounds_done"] == 1
 
 
+@pytest.mark.processes
 def test_simulate_with_scaffold_exchanges_weights_and_control_variates(tmp_path, tiny_encoder):
     run_simulate(tmp_path, tiny_encoder, "--rounds", "2", *SGD, "--local-steps", "3", "--scaffold",
                  "--no-logit-adjustment", "--output", str(tmp_path / "sc"), "--json", str(tmp_path / "result.json"),
@@ -406,15 +413,14 @@ def test_server_adam_takes_adamw_steps_on_the_averaged_update(tiny_encoder):
     from flwr.server.strategy import FedAvg
 
     from lmworks.federated.model import FederatedModel
-    from lmworks.federated.server import _strategy_class
+    from lmworks.federated.server import CheckedStrategy
     from lmworks.federated.server_adam import ServerAdam
 
     config = FederatedConfig(rounds=10, local_steps=1, server_adam_lr=1e-3)
     model = FederatedModel(["neg", "pos"], config.round_training(1).replace(model=str(tiny_encoder)))
     start = model.get_arrays()
-    strategy = _strategy_class(FedAvg)(fingerprint="ours", on_round=lambda *a: None,
-                                       server_step=ServerAdam(model, lr=1e-3, rounds=10).step,
-                                       initial_parameters=ndarrays_to_parameters(start))
+    strategy = CheckedStrategy(FedAvg(initial_parameters=ndarrays_to_parameters(start)), fingerprint="ours",
+                               on_round=lambda *a: None, server_step=ServerAdam(model, lr=1e-3, rounds=10).step)
     strategy.initialize_parameters(None)
 
     class Proxy:
@@ -485,8 +491,105 @@ def test_server_adam_reads_the_update_as_the_mean_gradient_and_clips_it(tiny_enc
         pytest.approx(1.0, rel=1e-3)
 
 
+@pytest.mark.processes
 def test_simulate_with_server_adam(tmp_path, tiny_encoder):
     run_simulate(tmp_path, tiny_encoder, "--rounds", "2", *SGD, "--local-steps", "1", "--server-adam", "1e-3",
                  "--no-logit-adjustment", "--output", str(tmp_path / "adam"))
     recorded = TextClassifier.load(tmp_path / "adam").meta_["train_info"]["federated"]
     assert recorded["server_adam_lr"] == 1e-3 and recorded["local_steps"] == 1 and recorded["rounds_done"] == 2
+
+
+# -- behaviour of the server-side strategies, through build_strategy (what run_server uses) --------------------
+class _Proxy:
+    cid = "client"
+
+
+def _fit_result(arrays, n: int, fingerprint: str):
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+
+    return _Proxy(), FitRes(Status(Code.OK, ""), ndarrays_to_parameters([np.asarray(a, np.float32) for a in arrays]),
+                            n, {"fingerprint": fingerprint, "loss": 0.5})
+
+
+def test_differential_privacy_clips_each_update_and_adds_noise_of_the_configured_scale(tiny_encoder):
+    """Server-side fixed clipping: every client's update is clipped to C before averaging, then N(0, (z C / m)^2)."""
+    from flwr.common import parameters_to_ndarrays
+
+    from lmworks.federated.model import FederatedModel
+    from lmworks.federated.server import build_strategy
+
+    def aggregate(noise: float, updates: list[float], rows: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        config = FederatedConfig(rounds=1, min_clients=len(updates), dp_noise_multiplier=noise, dp_clipping_norm=1.0)
+        model = FederatedModel(["neg", "pos"], config.train.replace(model=str(tiny_encoder)))
+        start = model.get_arrays()
+        strategy = build_strategy(config, model)
+        strategy.initialize_parameters(None)
+        strategy.current_round_params = start  # what configure_fit records before a round
+        rng = np.random.default_rng(0)
+        directions = [[rng.normal(size=a.shape) for a in start] for _ in updates]
+        results = []
+        for direction, size, n in zip(directions, updates, rows):
+            norm = np.sqrt(sum(float((d ** 2).sum()) for d in direction))
+            results.append(_fit_result([a + size * d / norm for a, d in zip(start, direction)], n,
+                                       model.fingerprint))
+        params, _ = strategy.aggregate_fit(1, results, [])
+        expected = []  # clipped to norm 1 each (norm 10 is cut, norm 0.5 is kept), then weighted by rows
+        for j, a in enumerate(start):
+            moved = sum(n * min(1.0, 1.0 / size) * size * directions[i][j] /
+                        np.sqrt(sum(float((d ** 2).sum()) for d in directions[i]))
+                        for i, (size, n) in enumerate(zip(updates, rows)))
+            expected.append(a + moved / sum(rows))
+        return parameters_to_ndarrays(params), expected
+
+    got, expected = aggregate(1e-9, [10.0, 0.5], [30, 10])
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-5)
+    got, expected = aggregate(0.5, [10.0, 0.5], [30, 10])
+    noise = np.concatenate([(g - e).ravel() for g, e in zip(got, expected)])
+    assert noise.size > 100_000
+    assert noise.std() == pytest.approx(0.5 * 1.0 / 2, rel=0.02)  # z * C / number of sampled clients
+    assert abs(noise.mean()) < 0.01
+
+
+def test_server_adam_equals_adamw_on_the_mean_update_over_rounds(tiny_encoder):
+    """FedAdam through build_strategy: three rounds match AdamW applied by hand to (current - mean) / local lr."""
+    from flwr.common import parameters_to_ndarrays
+
+    from lmworks.federated.model import FederatedModel
+    from lmworks.federated.server import build_strategy
+    from lmworks.training.schedule import linear_warmup_decay
+
+    rounds, lr = 20, 1e-3
+    config = FederatedConfig(rounds=rounds, local_steps=1, server_adam_lr=lr)
+    model = FederatedModel(["neg", "pos"], config.train.replace(model=str(tiny_encoder)))
+    names, weights = model.names, model.get_arrays()
+    strategy = build_strategy(config, model)
+    strategy.initialize_parameters(None)
+    rng = np.random.default_rng(1)
+    m = [np.zeros_like(w, dtype=np.float64) for w in weights]
+    v = [np.zeros_like(w, dtype=np.float64) for w in weights]
+    reference = [w.astype(np.float64) for w in weights]
+    local_lr, clip = config.train.lr, config.train.max_grad_norm
+    warmup = int(0.06 * rounds)
+    for step in range(3):
+        current = [r.astype(np.float32) for r in reference]
+        clients = [[c - local_lr * rng.normal(scale=0.1, size=c.shape) for c in current] for _ in range(2)]
+        params, _ = strategy.aggregate_fit(step + 1, [_fit_result(clients[0], 10, model.fingerprint),
+                                                      _fit_result(clients[1], 30, model.fingerprint)], [])
+        # FedAvg's example-weighted mean, computed in float32 as Flower does (scaled by each client's share)
+        mean = [a.astype(np.float32) * np.float32(0.25) + b.astype(np.float32) * np.float32(0.75)
+                for a, b in zip(*clients)]
+        grads = [((c - mu) / np.float32(local_lr)).astype(np.float64) for c, mu in zip(current, mean)]
+        norm = np.sqrt(sum(float((g ** 2).sum()) for g in grads))
+        grads = [g * min(1.0, clip / (norm + 1e-6)) for g in grads]
+        factor = linear_warmup_decay(step, warmup_steps=warmup, total_steps=rounds)
+        for i, (name, g) in enumerate(zip(names, grads)):
+            group_lr = lr * factor * (10.0 if name.startswith("head.") else 1.0)
+            decay = 0.0 if weights[i].ndim < 2 or "LayerNorm" in name else 0.01
+            reference[i] = reference[i] * (1 - group_lr * decay)
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g ** 2
+            m_hat, v_hat = m[i] / (1 - 0.9 ** (step + 1)), v[i] / (1 - 0.999 ** (step + 1))
+            reference[i] = reference[i] - group_lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+        for name, got, want in zip(names, parameters_to_ndarrays(params), reference):
+            np.testing.assert_allclose(got, want, atol=2e-6, rtol=1e-4, err_msg=f"round {step + 1}: {name}")

@@ -2,7 +2,9 @@
 
 all-MiniLM-L6-v2 (the shipped encoder) was trained exactly this way for semantic
 similarity, so cosine similarity of these vectors is a meaningful match score
-without any fine-tuning; :mod:`.tune` adapts it to a knowledge base.
+without any fine-tuning. The FAQ assistant retrieves with it (and adapts it with
+contrastive tuning), the recommender reads item texts with it: it is core, not an
+application's.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..heads import mean_pool
-from ..inference.runner import DEFAULT_MAX_TOKENS
-from ..training.batching import pad_batch, sorted_batches, tokenize
+from .heads import mean_pool
+from .models import resolve_encoder
+from .runtime import quiet_transformers, torch_threads
+from .tokens import padded_batches, tokenize
 
 
 class SentenceEncoder:
@@ -35,13 +38,10 @@ class SentenceEncoder:
     def __init__(self, model: str | Path = "minilm", *, max_length: int = 128, num_threads: int | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from ..backends.transformer import _quiet_transformers
-        from ..models import resolve_encoder
-
         self.path = resolve_encoder(str(model))
         self.max_length = max_length
         self.num_threads = num_threads
-        with _quiet_transformers():
+        with quiet_transformers():
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
             self.model: Any = AutoModel.from_pretrained(self.path, local_files_only=True)
         self.model.eval()
@@ -51,6 +51,11 @@ class SentenceEncoder:
         """Vector size."""
         return int(self.model.config.hidden_size)
 
+    @property
+    def pad_id(self) -> int:
+        """The tokenizer's padding id."""
+        return int(self.tokenizer.pad_token_id)
+
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Normalised embeddings of a padded batch, with gradients (used by tuning)."""
         hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -58,8 +63,6 @@ class SentenceEncoder:
 
     def encode(self, texts: Sequence[str], *, what: str = "texts") -> np.ndarray:
         """``(n, dim)`` float32 unit vectors, in input order."""
-        from ..training.trainer import torch_threads
-
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
@@ -67,16 +70,13 @@ class SentenceEncoder:
         was_training = self.model.training
         self.model.eval()
         with torch_threads(self.num_threads), torch.inference_mode():
-            for batch in sorted_batches([len(x) for x in ids], DEFAULT_MAX_TOKENS):
-                padded, mask = pad_batch([ids[i] for i in batch], self.tokenizer.pad_token_id)
+            for batch, padded, mask in padded_batches(ids, self.pad_id):
                 out[batch] = self.forward(padded, mask).float().numpy()
         self.model.train(was_training)
         return out
 
     def save(self, directory: Path) -> None:
         """Write the encoder in the transformers layout (after tuning)."""
-        from ..backends.transformer import _quiet_transformers
-
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)

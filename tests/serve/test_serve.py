@@ -64,6 +64,33 @@ def test_health_model_info_metrics_and_schema_are_served(server):
     assert "/v1/classify" in schema["paths"]
 
 
+def test_api_docs_render_in_chromium_without_a_cdn(server, tmp_path):
+    """/docs and /redoc load their scripts from the server itself (the machines have no internet)."""
+    from browser import Browser
+
+    base = str(server.base_url).rstrip("/")
+    anonymous = httpx.Client(base_url=base, timeout=30)  # the docs stay open when an API key is required
+    page = anonymous.get("/docs").text
+    assert "cdn" not in page.lower() and "/docs-assets/swagger-ui-bundle.js" in page
+    assert anonymous.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert anonymous.get("/v1/model").status_code == 401
+    browser = Browser(free_port())
+    try:
+        browser.goto(base + "/docs")
+        text = browser.wait_for("document.querySelectorAll('.opblock').length > 0 && "
+                                "document.querySelector('.swagger-ui').innerText")
+        assert "/v1/classify" in text and "lmworks classifier" in text
+        scripts = browser.eval("Array.from(document.scripts).map(s => s.src).filter(Boolean).join(' ')")
+        assert scripts and all(src.startswith(base) for src in scripts.split())
+        browser.screenshot(tmp_path / "docs.png")
+        browser.goto(base + "/redoc")
+        text = browser.wait_for("document.querySelector('redoc h1, .api-info h1') && document.body.innerText")
+        assert "lmworks classifier" in text
+    finally:
+        browser.close()
+        anonymous.close()
+
+
 def test_every_limit_is_a_json_4xx(server):
     _error(server.post("/v1/classify", json={"texts": ["x"] * 9}), 413, "too_many_texts")
     _error(server.post("/v1/classify", json={"texts": ["ok", "y" * 301]}), 413, "text_too_long")

@@ -13,7 +13,7 @@ from lmworks.assistant import Assistant, AssistantConfig, read_faq, read_queries
 from lmworks.cli import main
 from lmworks.errors import DataError, ModelDirError
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "assistant"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "assistant"
 FAQ = EXAMPLES / "banking_faq.csv"
 DEV = EXAMPLES / "banking_queries_dev.csv"
 

@@ -2,7 +2,8 @@ import logging
 
 import pytest
 
-from lmworks.training.batching import length_grouped_batches, pad_batch, sorted_batches, tokenize
+from lmworks.tokens import pad_batch, sorted_batches, tokenize
+from lmworks.training.batching import length_grouped_batches
 from lmworks.training.schedule import linear_warmup_decay
 
 

@@ -266,6 +266,7 @@ def cli_model(tmp_path_factory, catalogue):
                    "--epochs", 8, "--dim", 32, "--batch-size", 64, "--negatives", 32, "--baselines", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "implicit-als" in proc.stdout and "popularity" in proc.stdout and "lmworks" in proc.stdout
+    assert "OpenBLAS" not in proc.stderr and "threadpool" not in proc.stderr  # BLAS threads limited where ALS runs
     return out
 
 

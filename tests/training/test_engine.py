@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from lmworks.training.config import TrainConfig
-from lmworks.training.trainer import STATE_FILE, Trainer
+from lmworks.training.engine import STATE_FILE, Trainer
+from lmworks.training.objectives import ClassificationObjective
 
 
 class Bag(nn.Module):
@@ -31,13 +32,17 @@ def data(n=96):
     return ids, y
 
 
+def objective(ids, y, cfg, loss_fn):
+    return ClassificationObjective(ids, y, pad_id=0, loss_fn=loss_fn, batch_size=cfg.batch_size, seed=cfg.seed)
+
+
 def config(**kw):
     base = dict(epochs=3, batch_size=8, lr=0.05, head_lr_multiplier=1.0, eval_every=4, patience=0,
                 log_every=1, num_threads=1)
     return TrainConfig(**{**base, **kw})
 
 
-def make(cfg, ckpt=None, interrupt_at=None):
+def make(cfg, ckpt=None, interrupt_at=None, ids_y=None):
     torch.manual_seed(0)
     net = Bag()
     calls = {"n": 0}
@@ -55,23 +60,25 @@ def make(cfg, ckpt=None, interrupt_at=None):
         score["i"] += 1
         return -float(sum(p.abs().sum() for p in network.parameters())), {"i": score["i"]}
 
-    return net, Trainer(net, cfg, loss_fn=loss_fn, eval_fn=eval_fn, checkpoint_dir=ckpt, progress=False)
+    ids, y = ids_y or data()
+    return net, Trainer(net, cfg, objective(ids, y, cfg, loss_fn), eval_fn=eval_fn, checkpoint_dir=ckpt,
+                        progress=False)
 
 
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path):
     ids, y = data()
     cfg = config()
     net_a, trainer_a = make(cfg, tmp_path / "a")
-    full = trainer_a.train(ids, y, pad_id=0)
+    full = trainer_a.train()
     assert not full.state.interrupted
 
     net_b, trainer_b = make(cfg, tmp_path / "b", interrupt_at=15)
-    part = trainer_b.train(ids, y, pad_id=0)
+    part = trainer_b.train()
     assert part.state.interrupted and part.state.step == 14
     assert (tmp_path / "b" / STATE_FILE).is_file()
 
     net_c, trainer_c = make(cfg, tmp_path / "b")
-    resumed = trainer_c.train(ids, y, pad_id=0, resume=True)
+    resumed = trainer_c.train(resume=True)
     assert resumed.state.step == full.state.step
     assert resumed.state.best_step == full.state.best_step
     for (k, a), (_, c) in zip(net_a.state_dict().items(), net_c.state_dict().items()):
@@ -81,7 +88,7 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path):
 def test_interrupt_keeps_best_weights(tmp_path):
     ids, y = data()
     net, trainer = make(config(), tmp_path, interrupt_at=30)
-    result = trainer.train(ids, y, pad_id=0)
+    result = trainer.train()
     assert result.state.interrupted and result.state.best_step > 0
     for k, v in trainer.best_state.items():
         torch.testing.assert_close(net.state_dict()[k], v)
@@ -92,20 +99,20 @@ def test_resume_refuses_changed_settings(tmp_path):
 
     ids, y = data()
     _, trainer = make(config(), tmp_path, interrupt_at=10)
-    trainer.train(ids, y, pad_id=0)
+    trainer.train()
     _, other = make(config(lr=0.01), tmp_path)
     with pytest.raises(ConfigError, match=r"settings differ .*\(lr\)"):
-        other.train(ids, y, pad_id=0, resume=True)
+        other.train(resume=True)
     _, fresh = make(config(), tmp_path / "none")
     with pytest.raises(ConfigError, match="no checkpoint"):
-        fresh.train(ids, y, pad_id=0, resume=True)
+        fresh.train(resume=True)
 
 
 def test_early_stopping(tmp_path):
     ids, y = data()
     net, trainer = make(config(patience=1, epochs=10))
     trainer.eval_fn = lambda network: (0.5, {})
-    result = trainer.train(ids, y, pad_id=0)
+    result = trainer.train()
     assert result.state.stopped_early
     assert result.state.step == 8  # best at the first eval (4), stop after one more without gain
 
@@ -120,7 +127,7 @@ def test_gradient_accumulation_matches_big_batch():
         net.drop.p = 0.0
         cfg = config(batch_size=batch, grad_accum_steps=accum, epochs=2, eval_every=0, max_grad_norm=0,
                      warmup_ratio=0.0)
-        result = Trainer(net, cfg, loss_fn=nn.CrossEntropyLoss(), progress=False).train(ids, y, pad_id=0)
+        result = Trainer(net, cfg, objective(ids, y, cfg, nn.CrossEntropyLoss()), progress=False).train()
         return net, result
 
     (a, ra), (b, rb) = run(64, 1), run(32, 2)
@@ -133,8 +140,9 @@ def test_gradient_accumulation_matches_big_batch():
 
 
 def test_layer_wise_lr_decay_groups(tiny_encoder):
-    from lmworks.heads import Pooling, build_network
-    from lmworks.training.trainer import _param_groups, layer_depth, layer_lr_scale
+    from lmworks.heads import build_network
+    from lmworks.modes import Pooling
+    from lmworks.training.optim import layer_depth, layer_lr_scale, param_groups
 
     assert layer_depth("encoder.embeddings.word_embeddings.weight", 6) == 0
     assert layer_depth("encoder.encoder.layer.0.attention.self.query.weight", 6) == 1
@@ -142,7 +150,7 @@ def test_layer_wise_lr_decay_groups(tiny_encoder):
     assert layer_depth("encoder.pooler.dense.weight", 6) == 7
     assert layer_lr_scale(6, 6, 0.8) == 1.0 and layer_lr_scale(0, 6, 0.8) == pytest.approx(0.8 ** 6)
     net = build_network(tiny_encoder, ["a", "b"], pooling=Pooling.MEAN, multi_label=False)
-    groups = _param_groups(net, TrainConfig(lr=1e-4, layer_lr_decay=0.5, head_lr_multiplier=10))
+    groups = param_groups(net, TrainConfig(lr=1e-4, layer_lr_decay=0.5, head_lr_multiplier=10))
     lrs = sorted({round(g["lr"], 10) for g in groups})
     # 2 layers: embeddings 0.25x, layer0 0.5x, layer1 and pooler 1x, head 10x.
     assert lrs == [2.5e-05, 5e-05, 1e-04, 1e-03]
@@ -156,7 +164,7 @@ def test_ctrl_c_during_a_checkpoint_write_waits_for_the_write():
 
     import pytest
 
-    from lmworks._io import deferred_interrupt
+    from lmworks.runtime import deferred_interrupt
 
     finished = []
     with pytest.raises(KeyboardInterrupt):
@@ -190,7 +198,7 @@ def test_freeze_embeddings_keeps_the_vocabulary_matrix_and_trains_the_rest(tiny_
 def test_sgd_optimizer_steps_in_proportion_to_the_gradient():
     """SGD (the federated clients' optimiser): one step moves the head by -lr * grad, unlike AdamW."""
     from lmworks.errors import ConfigError
-    from lmworks.training.trainer import make_optimizer
+    from lmworks.training.optim import make_optimizer
 
     ids, y = data(32)
     torch.manual_seed(0)
@@ -201,13 +209,13 @@ def test_sgd_optimizer_steps_in_proportion_to_the_gradient():
     assert isinstance(make_optimizer(net, cfg), torch.optim.SGD)
     assert isinstance(make_optimizer(net, config()), torch.optim.AdamW)
     before = net.head.weight.detach().clone()
-    from lmworks.training.batching import pad_batch
+    from lmworks.tokens import pad_batch
 
     batch = pad_batch(ids, 0)
     nn.CrossEntropyLoss()(net(*batch), y).backward()
     grad = net.head.weight.grad.detach().clone()
     net.zero_grad()
-    Trainer(net, cfg, loss_fn=nn.CrossEntropyLoss(), progress=False).train(ids, y, pad_id=0)
+    Trainer(net, cfg, objective(ids, y, cfg, nn.CrossEntropyLoss()), progress=False).train()
     torch.testing.assert_close(net.head.weight, before - 0.1 * grad, atol=1e-6, rtol=1e-5)
     with pytest.raises(ConfigError, match="optimizer"):
         TrainConfig(optimizer="lion")

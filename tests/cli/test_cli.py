@@ -235,3 +235,24 @@ def test_resume_with_other_data_refused(files, tiny_encoder, tmp_path, capsys):
     assert main(["train", str(train), *args]) == 0
     assert main(["train", str(test), *args, "--resume"]) == 1
     assert "data differ from the checkpointed run" in capsys.readouterr().err
+
+
+def test_semicolon_csv_trains_evaluates_and_predicts(tmp_path, capsys):
+    """A European spreadsheet export (';'-separated) works without options; the delimiter is reported."""
+    texts, labels = make_sentiment(120, seed=51)
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter=";")
+        w.writerow(["review", "stars"])
+        w.writerows(zip(texts, labels))
+    assert main(["train", str(path), "--text-column", "review", "--label-column", "stars", "--model", "tfidf",
+                 "--output", str(tmp_path / "m"), "--quiet"]) == 0
+    assert main(["evaluate", str(tmp_path / "m"), str(path), "--text-column", "review", "--label-column",
+                 "stars", "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["n"] == 120
+    assert main(["predict", str(tmp_path / "m"), str(path), "--text-column", "review", "--output",
+                 str(tmp_path / "p.csv"), "--quiet"]) == 0
+    with open(tmp_path / "p.csv", newline="", encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == 120
+    captured = capsys.readouterr()
+    assert "detected ';' as the CSV delimiter" in captured.err
