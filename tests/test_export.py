@@ -63,6 +63,39 @@ def test_int8_export_via_cli_reports_accuracy_and_evaluates(tiny_model_dir, tmp_
     assert metrics["accuracy"] == pytest.approx(report["accuracy_onnx"])
 
 
+def test_int8_search_keeps_sensitive_nodes_in_fp32_until_within_the_budget(tiny_model_dir, tmp_path, heldout):
+    """A budget no full-int8 graph meets forces fp32 nodes; the choice and the search are recorded."""
+    data = lmworks.read_dataset(heldout[0])
+    report = export_onnx(tiny_model_dir, tmp_path / "tight", ExportOptions(quantize="int8", max_accuracy_drop=-0.01),
+                         data)
+    search = report["int8_search"]
+    assert search["most_sensitive"] and all(score >= 0 for _, score in search["most_sensitive"])
+    scores = [score for _, score in search["most_sensitive"]]
+    assert scores == sorted(scores, reverse=True)
+    assert [t["kept_fp32"] for t in search["tried"]] == sorted(t["kept_fp32"] for t in search["tried"])
+    meta = json.loads((tmp_path / "tight" / "lmworks.json").read_text())
+    assert meta["onnx"]["kept_fp32"] and meta["export_check"]["int8_search"] == search
+    # a loose budget keeps the fastest variant: every node in int8
+    loose = export_onnx(tiny_model_dir, tmp_path / "loose", ExportOptions(quantize="int8", max_accuracy_drop=100.0),
+                        data)
+    assert loose["int8_search"]["changed_pct"] <= 100.0
+    assert loose["int8_search"]["kept_fp32"] == 0 and loose["within_tolerance"]
+    kept = json.loads((tmp_path / "loose" / "lmworks.json").read_text())["onnx"]["kept_fp32"]
+    assert kept == []
+    # a named node stays fp32 without a search, and the graph still loads and predicts
+    node = search["most_sensitive"][0][0]
+    export_onnx(tiny_model_dir, tmp_path / "named", ExportOptions(quantize="int8", keep_fp32=(node,)))
+    assert json.loads((tmp_path / "named" / "lmworks.json").read_text())["onnx"]["kept_fp32"] == [node]
+    assert lmworks.load(tmp_path / "named").predict(["a great film"])[0] in ("neg", "pos")
+    # without eval data the feed-forward down-projections stay fp32; "none" quantises every node
+    export_onnx(tiny_model_dir, tmp_path / "plain", ExportOptions(quantize="int8"))
+    plain = json.loads((tmp_path / "plain" / "lmworks.json").read_text())["onnx"]["kept_fp32"]
+    assert len(plain) == 2 and all(n.endswith("/output/dense/MatMul") and "attention" not in n for n in plain)
+    assert main(["export", str(tiny_model_dir), "--quantize", "int8", "--keep-fp32", "none", "--output",
+                 str(tmp_path / "all")]) == 0
+    assert json.loads((tmp_path / "all" / "lmworks.json").read_text())["onnx"]["kept_fp32"] == []
+
+
 def test_accuracy_loss_is_loud_and_strict_refuses(tiny_model_dir, tmp_path, heldout, caplog, capsys):
     with caplog.at_level(logging.WARNING, logger="lmworks"):
         report = export_onnx(tiny_model_dir, tmp_path / "a", ExportOptions(max_accuracy_drop=-1.0),

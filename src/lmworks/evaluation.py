@@ -203,3 +203,23 @@ def format_report(metrics: dict[str, Any], digits: int = 4) -> str:
         lines.append("")
         lines.append(f"WARNING: labels the model never saw in training (rows): {counts}")
     return "\n".join(lines)
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
+def tune_thresholds(proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-label probability threshold maximising that label's F1 on dev data.
+
+    A label with no positive example in the dev data keeps 0.5: there is nothing
+    to tune it on, and an extreme threshold fitted to noise would hurt.
+    """
+    from sklearn.metrics import f1_score
+
+    thresholds = np.full(proba.shape[1], 0.5)
+    for j in range(proba.shape[1]):
+        if targets[:, j].sum() == 0:
+            continue
+        scores = [f1_score(targets[:, j], proba[:, j] >= t, zero_division=0) for t in THRESHOLD_GRID]
+        thresholds[j] = THRESHOLD_GRID[int(np.argmax(scores))]
+    return thresholds

@@ -7,7 +7,7 @@ classifier, so every backend gets them for free.
 
 from __future__ import annotations
 
-from .base import Backend, FitRun, ScoreFn
+from .base import Backend, FitRun, ScoreFn, SoftTargets
 from .registry import backend_class, backend_for_model
 
-__all__ = ["Backend", "FitRun", "ScoreFn", "backend_class", "backend_for_model"]
+__all__ = ["Backend", "FitRun", "ScoreFn", "SoftTargets", "backend_class", "backend_for_model"]

@@ -18,6 +18,25 @@ ScoreFn = Callable[[np.ndarray], tuple[float, dict[str, Any]]]
 
 
 @dataclass
+class SoftTargets:
+    """A teacher's probabilities for the training rows, and how much the student listens to them.
+
+    Attributes
+    ----------
+    proba:
+        ``(n_rows, n_labels)``, columns in the student's label order.
+    alpha:
+        Weight of the true labels' loss; ``1 - alpha`` goes to matching the teacher.
+    temperature:
+        Both distributions are softened by it before they are compared.
+    """
+
+    proba: np.ndarray
+    alpha: float
+    temperature: float
+
+
+@dataclass
 class FitRun:
     """What a backend's ``fit`` needs besides the data.
 
@@ -34,6 +53,9 @@ class FitRun:
         Where checkpoints go, and whether to continue the one there.
     progress:
         Show a progress bar.
+    soft_targets:
+        A teacher's probabilities for every training row, for knowledge distillation
+        (rows whose target is ``-1`` have no label and learn from the teacher alone).
     """
 
     labels: list[str]
@@ -43,10 +65,11 @@ class FitRun:
     checkpoint_dir: Path | None = None
     resume: bool = False
     progress: bool = True
+    soft_targets: SoftTargets | None = None
 
     def without_dev(self) -> FitRun:
-        """The same run with no dev data (a model that needs none, such as the blend's TF-IDF half)."""
-        return dataclasses.replace(self, eval_texts=None, score_fn=None)
+        """The same run without dev data or a teacher (a model that needs neither: the blend's TF-IDF half)."""
+        return dataclasses.replace(self, eval_texts=None, score_fn=None, soft_targets=None)
 
 
 class Backend(abc.ABC):
@@ -58,6 +81,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def fit(self, texts: Sequence[str], targets: np.ndarray, run: FitRun) -> dict[str, Any]:
         """Train on ``targets`` (class ids, or a multi-hot matrix); return run information."""
+
+    def inputs(self, texts: Any) -> list[Any]:
+        """What ``predict_proba`` reads, from what a user passes (strings for text backends)."""
+        return [str(t) for t in texts]
 
     @abc.abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

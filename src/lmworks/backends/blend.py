@@ -91,7 +91,8 @@ class BlendBackend(Backend):
             self.weight = 0.0
             return info
         self.multi_label = run.config.multi_label
-        self.secondary.fit(texts, targets, run.without_dev())
+        labelled = (np.flatnonzero(targets >= 0) if targets.ndim == 1 else np.arange(len(texts))).tolist()
+        self.secondary.fit([texts[i] for i in labelled], targets[labelled], run.without_dev())
         primary_dev = self.primary.predict_proba(run.eval_texts)
         secondary_dev = self.secondary.predict_proba(run.eval_texts)
         alone_score, alone = score_fn(primary_dev)

@@ -102,10 +102,23 @@ class OnnxBackend(Backend):
         """Exported directories are written by :func:`lmworks.export.export_onnx`, not re-saved."""
         raise ConfigError("an exported ONNX model is saved by `lmworks export`; copy the directory instead")
 
+    def use_graph(self, path: Path) -> None:
+        """Run ``path`` from now on (one single-threaded ONNX Runtime session; the pool runs several)."""
+        ort = require_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ModelDirError(f"{path}: cannot load ONNX graph ({first})") from None
+
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> OnnxBackend:
         """Open an ONNX Runtime session over the exported graph."""
-        ort = require_onnxruntime()
+        require_onnxruntime()
         backend = cls()
         backend.record = {k: meta[k] for k in ("onnx", "export_check", "head", "base_model") if k in meta}
         info = meta.get("onnx", {})
@@ -114,24 +127,14 @@ class OnnxBackend(Backend):
         backend.max_length = int(meta.get("max_length", 128))
         backend.multi_label = meta.get("task") == "multi_label"
         backend.n_labels = len(meta["labels"])
-        options = ort.SessionOptions()
         # One thread per run, one run per usable core (see logits_from_ids). ORT's own
         # default counts host cores, which oversubscribes a container limited to fewer.
         threads = int(meta.get("num_threads") or usable_cpus())
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
         if threads > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             backend.pool = ThreadPoolExecutor(threads, thread_name_prefix="lmworks-onnx")
             backend.workers = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            backend.session = ort.InferenceSession(
-                str(directory / backend.file), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own exception types
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ModelDirError(f"{directory / backend.file}: cannot load ONNX graph ({first})") from None
+        backend.use_graph(directory / backend.file)
         backend.tokenizer = load_tokenizer(directory)
         return backend

@@ -13,11 +13,12 @@ from ..errors import ModelDirError
 from ..models import BASELINES
 from .base import Backend
 
-#: ``lmworks.json`` ``backend`` value -> (module, class) within this package.
+#: ``lmworks.json`` ``backend`` value -> (module, class).
 BACKENDS: dict[str, tuple[str, str]] = {
-    "transformer": ("transformer", "TransformerBackend"),
-    "tfidf": ("tfidf", "TfidfBackend"),
-    "onnx": ("onnx", "OnnxBackend"),
+    "transformer": ("lmworks.backends.transformer", "TransformerBackend"),
+    "tfidf": ("lmworks.backends.tfidf", "TfidfBackend"),
+    "onnx": ("lmworks.backends.onnx", "OnnxBackend"),
+    "multimodal": ("lmworks.multimodal.backend", "MultimodalBackend"),
 }
 
 
@@ -26,7 +27,7 @@ def backend_class(name: str) -> type[Backend]:
     if name not in BACKENDS:
         raise ModelDirError(f"unknown backend {name!r} in lmworks.json (known: {', '.join(BACKENDS)})")
     module, cls = BACKENDS[name]
-    found: type[Backend] = getattr(importlib.import_module(f".{module}", __package__), cls)
+    found: type[Backend] = getattr(importlib.import_module(module), cls)
     return found
 
 

@@ -17,7 +17,7 @@ from ..tokens import load_tokenizer, tokenize
 from ..training.config import TrainConfig
 from ..training.losses import Loss
 from ..training.objectives import ClassificationObjective
-from .base import Backend, FitRun
+from .base import Backend, FitRun, SoftTargets
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -78,7 +78,7 @@ class TransformerBackend(Backend):
         if self.network is None:
             raise RuntimeError("call prepare() before train_network()")
         config, score_fn = run.config, run.score_fn
-        objective = self.objective(texts, targets, config, regulariser=regulariser)
+        objective = self.objective(texts, targets, config, regulariser=regulariser, soft_targets=run.soft_targets)
         eval_fn = None
         if run.eval_texts and score_fn is not None:
             eval_ids = tokenize(self.tokenizer, run.eval_texts, config.max_length, what="eval texts")
@@ -86,39 +86,33 @@ class TransformerBackend(Backend):
         trainer = Trainer(self.network, config, objective, eval_fn=eval_fn, checkpoint_dir=run.checkpoint_dir,
                           progress=run.progress)
         with torch_threads(config.num_threads):
-            result = trainer.train(resume=run.resume)
-        state = result.state
-        return {
-            "steps": state.step,
-            "total_steps": result.total_steps,
-            "best_step": state.best_step,
-            "samples_per_second": round(result.samples_per_second, 2),
-            "train_seconds": round(state.train_seconds, 2),
-            "mean_loss": state.loss_sum / max(state.samples_seen, 1),
-            "interrupted": state.interrupted,
-            "stopped_early": state.stopped_early,
-            "history": state.history,
-            "dev_metrics": result.best_metrics,
-        }
+            return trainer.train(resume=run.resume).info()
 
     def objective(self, texts: Sequence[str], targets: np.ndarray, config: TrainConfig, *,
-                  regulariser: Callable[[], Any] | None = None) -> ClassificationObjective:
+                  regulariser: Callable[[], Any] | None = None,
+                  soft_targets: SoftTargets | None = None) -> ClassificationObjective:
         """The classification objective of ``config``: loss, class weights, logit adjustment, adversary.
 
-        Subclasses and callers that train with another loss (distillation) start from this one.
+        With ``soft_targets`` the loss is knowledge distillation: the true labels' loss
+        (where a row has one; target ``-1`` where not) mixed with matching the teacher.
         """
         import torch
 
         from ..training.adversarial import EmbeddingAdversary, perturbed_loss
-        from ..training.losses import logit_adjusted, make_loss
+        from ..training.losses import distillation_loss, logit_adjusted, make_loss, pack_targets
 
         n_labels = int(self.network.config.num_labels)
+        labelled = targets[targets >= 0] if soft_targets is not None else targets
         loss_fn: Loss = make_loss(
-            targets, n_labels, multi_label=config.multi_label,
+            labelled, n_labels, multi_label=config.multi_label,
             balanced=config.class_weights is ClassWeighting.BALANCED, label_smoothing=config.label_smoothing,
         )
         if config.logit_adjustment:
-            loss_fn = logit_adjusted(loss_fn, targets, n_labels)
+            loss_fn = logit_adjusted(loss_fn, labelled, n_labels)
+        packed = None
+        if soft_targets is not None:
+            loss_fn = distillation_loss(loss_fn, alpha=soft_targets.alpha, temperature=soft_targets.temperature)
+            packed = pack_targets(targets, soft_targets.proba)
         if regulariser is not None:
             inner = loss_fn
             loss_fn = lambda logits, y: inner(logits, y) + regulariser()  # noqa: E731
@@ -129,7 +123,8 @@ class TransformerBackend(Backend):
         dtype = torch.float32 if config.multi_label else torch.long
         return ClassificationObjective(
             tokenize(self.tokenizer, texts, config.max_length, what="training texts"),
-            torch.as_tensor(targets, dtype=dtype), pad_id=self.tokenizer.pad_token_id, loss_fn=loss_fn,
+            packed if packed is not None else torch.as_tensor(targets, dtype=dtype),
+            pad_id=self.tokenizer.pad_token_id, loss_fn=loss_fn,
             batch_size=config.batch_size, seed=config.seed, adversary=adversary,
             adversarial_loss=perturbed_loss(config.adv_loss, loss_fn, multi_label=config.multi_label),
         )

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from .common import add_data_options, read_options
+from .common import add_data_options, model_inputs
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -26,6 +26,13 @@ def register(sub) -> None:
     p.add_argument("--eval", metavar="DATA", help="held-out labelled data to compare accuracy before/after export")
     p.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
                    help="warn loudly when the export loses more accuracy points than this on --eval (default: 0.5)")
+    p.add_argument("--no-search", action="store_true",
+                   help="with --quantize int8 and --eval: skip the search that keeps the most sensitive nodes in "
+                   "fp32 until at most --max-accuracy-drop %% of the --eval predictions change; keep the "
+                   "feed-forward down-projections in fp32 instead (the default without --eval)")
+    p.add_argument("--keep-fp32", action="append", metavar="NODE",
+                   help="keep this graph node in fp32 instead of searching (repeatable; as listed in an earlier "
+                   "export's lmworks.json); '--keep-fp32 none' quantises every node")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 2, nothing written) instead of warning when the accuracy drop is too large")
     p.add_argument("--no-optimize", action="store_true",
@@ -39,16 +46,19 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from ..data import read_dataset
     from ..export import ExportOptions, export_onnx
     from ..model_dir import read_meta
 
     eval_data = None
     if args.eval:
-        multi_label = read_meta(args.model_dir, verify=False).get("task") == "multi_label"
-        eval_data = read_dataset(args.eval, multi_label=multi_label, **read_options(args))
+        meta = read_meta(args.model_dir, verify=False)
+        eval_data = model_inputs(args, meta).read(
+            args.eval, multi_label=meta.get("task") == "multi_label", label_separator=args.label_separator,
+            encoding=args.encoding, delimiter=args.delimiter)
     options = ExportOptions(quantize=args.quantize, optimize=not args.no_optimize,
-                            max_accuracy_drop=args.max_accuracy_drop)
+                            max_accuracy_drop=args.max_accuracy_drop, search=not args.no_search,
+                            keep_fp32=None if args.keep_fp32 is None else tuple(n for n in args.keep_fp32
+                                                                              if n != "none"))
     report = export_onnx(args.model_dir, args.output, options, eval_data)
     print(json.dumps(report, indent=2))
     if eval_data is None:

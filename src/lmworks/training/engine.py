@@ -62,6 +62,22 @@ class TrainResult:
         """Training throughput, excluding evaluation and checkpointing time."""
         return self.state.samples_seen / max(self.state.train_seconds, 1e-9)
 
+    def info(self) -> dict[str, Any]:
+        """What a backend reports about the run (``TextClassifier.train_info_``)."""
+        state = self.state
+        return {
+            "steps": state.step,
+            "total_steps": self.total_steps,
+            "best_step": state.best_step,
+            "samples_per_second": round(self.samples_per_second, 2),
+            "train_seconds": round(state.train_seconds, 2),
+            "mean_loss": state.loss_sum / max(state.samples_seen, 1),
+            "interrupted": state.interrupted,
+            "stopped_early": state.stopped_early,
+            "history": state.history,
+            "dev_metrics": self.best_metrics,
+        }
+
 
 @dataclass
 class _Run:

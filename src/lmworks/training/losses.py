@@ -50,3 +50,32 @@ def logit_adjusted(loss: Loss, targets: np.ndarray, n_labels: int) -> Loss:
     """``loss(logits + log_prior, y)``: logit-adjusted training (Menon et al. 2021)."""
     offset = torch.tensor(log_prior(targets, n_labels), dtype=torch.float32)
     return lambda logits, y: loss(logits + offset, y)
+
+
+def distillation_loss(hard_loss: Loss, *, alpha: float, temperature: float) -> Loss:
+    """Knowledge distillation (Hinton et al. 2015) over packed targets.
+
+    The targets of a batch are ``[hard label, teacher log-probabilities...]`` per row
+    (hard label ``-1`` where a row has none, such as extra unlabelled text). The loss is
+    ``alpha * hard_loss(labelled rows) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``,
+    both distributions softened by the temperature ``T``; the ``T^2`` keeps the soft
+    term's gradients on the scale of the hard term's whatever the temperature.
+    """
+    import torch.nn.functional as F
+
+    def loss(logits: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+        hard, teacher = packed[:, 0].long(), packed[:, 1:]
+        labelled = hard >= 0
+        hard_term = hard_loss(logits[labelled], hard[labelled]) if bool(labelled.any()) else logits.sum() * 0.0
+        soft = F.kl_div(torch.log_softmax(logits / temperature, -1), torch.log_softmax(teacher / temperature, -1),
+                        log_target=True, reduction="batchmean")
+        return alpha * hard_term + (1 - alpha) * temperature ** 2 * soft
+
+    return loss
+
+
+def pack_targets(hard: np.ndarray, teacher_proba: np.ndarray) -> torch.Tensor:
+    """``[hard label, log teacher probability per class]`` per row, as :func:`distillation_loss` reads them."""
+    logp = np.log(np.clip(np.asarray(teacher_proba, dtype=np.float64), 1e-12, 1.0))
+    return torch.as_tensor(np.concatenate([np.asarray(hard, dtype=np.float64)[:, None], logp], axis=1),
+                           dtype=torch.float32)
