@@ -26,30 +26,13 @@ from .atomic import atomic_dir
 from .backends import Backend, FitRun, backend_for_model
 from .data import as_label_names, label_set, split_dataset
 from .errors import DataError, NotFittedError
-from .evaluation import classification_metrics, multilabel_metrics
+from .evaluation import classification_metrics, multilabel_metrics, tune_thresholds
 from .model_dir import check_output_dir, read_meta, write_meta
 from .modes import Task
+from .teacher import TeacherSignal
 from .training.config import TrainConfig
 
 LOGGER = logging.getLogger("lmworks")
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
-
-
-def tune_thresholds(proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per-label probability threshold maximising that label's F1 on dev data.
-
-    A label with no positive example in the dev data keeps 0.5: there is nothing
-    to tune it on, and an extreme threshold fitted to noise would hurt.
-    """
-    from sklearn.metrics import f1_score
-
-    thresholds = np.full(proba.shape[1], 0.5)
-    for j in range(proba.shape[1]):
-        if targets[:, j].sum() == 0:
-            continue
-        scores = [f1_score(targets[:, j], proba[:, j] >= t, zero_division=0) for t in THRESHOLD_GRID]
-        thresholds[j] = THRESHOLD_GRID[int(np.argmax(scores))]
-    return thresholds
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -129,18 +112,28 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
+        teacher: TeacherSignal | None = None,
+        columns: dict[str, Any] | None = None,
     ) -> TextClassifier:
         """Train on ``texts``/``labels``; early-stop on ``eval_*`` (or a split of the data).
 
         Labels are strings (or anything with a string form); for multi-label data
-        each label is a list of names. Returns ``self``.
+        each label is a list of names. ``teacher`` adds a teacher's soft targets
+        (knowledge distillation, :mod:`lmworks.distill`). ``columns`` names the data
+        columns the inputs came from (``{"text": [...], "label": ...}``): ``lmworks.json``
+        records them, so evaluate, predict and serve read the same ones. Returns ``self``.
         """
         cfg = self.config
-        texts, labels, eval_texts, eval_labels = self._split(texts, labels, eval_texts, eval_labels)
+        self.columns_ = dict(columns or {})
+        texts, labels, eval_texts, eval_labels, kept = self._split(texts, labels, eval_texts, eval_labels)
         names = label_set(labels, multi_label=cfg.multi_label)
         self._check_eval_labels(names, eval_labels)
         targets = self._encode(labels, names)
         eval_targets = self._encode(eval_labels, names) if eval_labels is not None else None
+        soft = None
+        n_train = len(texts)
+        if teacher is not None:
+            texts, targets, soft = teacher.extend(texts, targets, names, kept, multi_label=cfg.multi_label)
 
         def score_fn(proba: np.ndarray) -> tuple[float, dict[str, Any]]:
             assert eval_labels is not None and eval_targets is not None
@@ -149,20 +142,25 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             return metrics["macro_f1"], _brief(metrics)
 
         # Recorded with the run (and compared on --resume): the data a checkpoint belongs to.
-        run_config = cfg.replace(extra={**cfg.extra, "data_sha256": _fingerprint(texts, labels, eval_texts,
-                                                                                 eval_labels)})
+        data_sha256 = _fingerprint(texts, labels, eval_texts, eval_labels,
+                                   soft.proba.round(6).tolist() if soft is not None else None)
+        run_config = cfg.replace(extra={**cfg.extra, "data_sha256": data_sha256})
         backend = self._new_backend(bool(eval_texts))
         info = backend.fit(texts, targets, FitRun(
             names, run_config, eval_texts=eval_texts, score_fn=score_fn if eval_texts else None,
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume, progress=progress,
+            soft_targets=soft,
         ))
-        self._set_fitted(backend, names, info, eval_texts, eval_labels, eval_targets, n_train=len(texts))
+        if teacher is not None:
+            info["distillation"] = {**teacher.record, "alpha": teacher.alpha, "temperature": teacher.temperature,
+                                    "unlabeled_texts": len(teacher.unlabeled_texts)}
+        self._set_fitted(backend, names, info, eval_texts, eval_labels, eval_targets, n_train=n_train)
         return self
 
-    def _split(self, texts, labels, eval_texts, eval_labels) -> tuple[list[str], list[Any], Any, Any]:
-        """Validated lists, and the dev split of the training data when no eval data is given."""
+    def _split(self, texts, labels, eval_texts, eval_labels) -> tuple[list[str], list[Any], Any, Any, list[int]]:
+        """Validated lists, the dev split of the training data when no eval data is given, and the kept rows."""
         multi = self.config.multi_label
-        texts, labels = [str(t) for t in texts], list(labels)
+        texts, labels = self._inputs(texts), list(labels)
         if len(texts) != len(labels):
             raise DataError(f"{len(texts)} texts but {len(labels)} labels")
         labels = as_label_names(labels, multi)
@@ -171,14 +169,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             found = f"a single class {names[0]!r}" if names else "no labels"
             raise DataError(f"training data has {found}; a classifier needs at least two classes")
         if eval_texts is None and self.config.eval_fraction > 0:
-            return split_dataset(texts, labels, fraction=self.config.eval_fraction, seed=self.config.seed,
-                                 multi_label=multi)
+            kept, kept_labels, held, held_labels = split_dataset(
+                list(range(len(texts))), labels, fraction=self.config.eval_fraction, seed=self.config.seed,
+                multi_label=multi)
+            return [texts[i] for i in kept], kept_labels, [texts[i] for i in held], held_labels, kept
+        everything = list(range(len(texts)))
         if eval_texts is None:
-            return texts, labels, None, None
-        eval_texts = [str(t) for t in eval_texts]
+            return texts, labels, None, None, everything
+        eval_texts = self._inputs(eval_texts)
         if eval_labels is None or len(eval_labels) != len(eval_texts):
             raise DataError("eval_texts and eval_labels must have the same length")
-        return texts, labels, eval_texts, as_label_names(eval_labels, multi)
+        return texts, labels, eval_texts, as_label_names(eval_labels, multi), everything
+
+    def _inputs(self, texts: Any) -> list[Any]:
+        """Inputs as the backend to be trained reads them (strings; a sibling estimator may read rows)."""
+        return [str(t) for t in texts]
 
     def _check_eval_labels(self, names: list[str], eval_labels: Sequence[Any] | None) -> None:
         if eval_labels is None:
@@ -230,7 +235,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, shape ``(n_texts, n_labels)``, columns in ``labels_`` order."""
         self.check_fitted()
-        return self.backend_.predict_proba([str(t) for t in texts])
+        return self.backend_.predict_proba(self.backend_.inputs(texts))
 
     def decide(self, proba: np.ndarray, thresholds: np.ndarray | None = None) -> list[Any]:
         """Turn probabilities into labels: argmax, or per-label thresholds for multi-label.
@@ -281,6 +286,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                     dict(zip(self.labels_, map(float, self.thresholds_))) if self.thresholds_ is not None else None
                 ),
                 "training": self.config.to_dict(),
+                "data_columns": getattr(self, "columns_", {}),
                 "train_info": {k: v for k, v in self.train_info_.items() if k != "history"},
                 "metrics": {"dev": self.dev_metrics_},
             }
@@ -337,6 +343,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.thresholds_ = np.asarray([thresholds[n] for n in self.labels_]) if thresholds else None
         self.dev_metrics_ = meta.get("metrics", {}).get("dev")
         self.train_info_ = meta.get("train_info", {})
+        self.columns_ = meta.get("data_columns", {})
         self.meta_ = meta
         return self
 

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ DEFAULT_CHUNK_SIZE = 10_000
 #: CSV delimiters recognised from the header line, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 LOGGER = logging.getLogger("lmworks")
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,6 +51,11 @@ class TextDataset:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def inputs(self) -> list[str]:
+        """What a model reads: the texts (a multimodal ``RowDataset``'s are its rows)."""
+        return self.texts
 
     def require_labels(self) -> list[Any]:
         """The labels; a :class:`DataError` if the data was read without a label column."""
@@ -350,13 +356,13 @@ def label_set(labels: Sequence[Any], *, multi_label: bool = False) -> list[str]:
 
 
 def split_dataset(
-    texts: Sequence[str],
+    texts: Sequence[T],
     labels: Sequence[Any],
     *,
     fraction: float,
     seed: int,
     multi_label: bool = False,
-) -> tuple[list[str], list[Any], list[str], list[Any]]:
+) -> tuple[list[T], list[Any], list[T], list[Any]]:
     """Split off ``fraction`` of the rows for evaluation, stratified by label when possible."""
     from sklearn.model_selection import train_test_split
 

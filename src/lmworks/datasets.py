@@ -129,22 +129,91 @@ def split_frame(
     return {"train": train, "dev": dev, "test": test}
 
 
-RECOMMENDATION_EXAMPLES = {"movielens_100k": "MovieLens-100K ratings and movie titles/genres (recbole)"}
-
-
-def export_recommendation(name: str, output: str | Path) -> dict[str, Path]:
-    """Write ``interactions.csv`` and ``items.csv`` of a recommendation example."""
-    if name not in RECOMMENDATION_EXAMPLES:
-        raise ConfigError(f"unknown dataset {name!r}")
+def _export_movielens(output: Path, source: str | None) -> dict[str, Path]:
     inter, items = movielens_100k_files()
     paths = {}
-    for part, source in (("interactions", inter), ("items", items)):
-        frame = read_atomic(source)
-        path = Path(output) / f"{part}.csv"
-        with atomic_file(path) as fh:
-            frame.to_csv(fh, index=False)
-        paths[part] = path
+    for part, atomic in (("interactions", inter), ("items", items)):
+        frame = read_atomic(atomic)
+        paths[part] = _write_csv(frame, output / f"{part}.csv")
     return paths
+
+
+def _price_loader(name: str) -> Callable[[Path, str | None], dict[str, Path]]:
+    def export_prices(output: Path, source: str | None) -> dict[str, Path]:
+        try:
+            from skfolio import datasets as skdata
+        except ImportError:
+            raise ConfigError("price data ships with skfolio: pip install 'lmworks[advisor]'") from None
+        frame = {"sp500": skdata.load_sp500_dataset, "factors": skdata.load_factors_dataset}[name]()
+        frame.index.name = "date"
+        return {"prices": _write_csv(frame, output / "prices.csv", index=True)}
+
+    return export_prices
+
+
+def _export_emoji(output: Path, source: str | None) -> dict[str, Path]:
+    """Noto Emoji (npm ``emoji-datasource-google``): name, image, category, subcategory; images copied beside."""
+    import json
+    import shutil
+
+    root = Path(str(source)).expanduser()
+    if (root / "package" / "emoji.json").is_file():
+        root = root / "package"  # the folder `npm pack` + `tar xzf` leaves
+    index, images = root / "emoji.json", root / "img" / "google" / "64"
+    if not index.is_file() or not images.is_dir():
+        raise DataError(f"{source}: not an unpacked emoji-datasource-google package (emoji.json and img/google/64/ "
+                        "expected; fetch it with `npm pack emoji-datasource-google@16.0.0` and `tar xzf` it)")
+    entries = json.loads(index.read_text(encoding="utf-8"))
+    rows = []
+    (output / "images").mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        if not entry.get("has_img_google") or not (images / entry["image"]).is_file():
+            continue
+        shutil.copyfile(images / entry["image"], output / "images" / entry["image"])
+        rows.append({"name": entry.get("name") or entry["short_name"].replace("_", " "),
+                     "image": f"images/{entry['image']}", "category": entry["category"],
+                     "subcategory": entry["subcategory"]})
+    return {"emoji": _write_csv(pd.DataFrame(rows), output / "emoji.csv"),
+            "images": output / "images"}
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, *, index: bool = False) -> Path:
+    with atomic_file(path) as fh:
+        frame.to_csv(fh, index=index)
+    return path
+
+
+@dataclass(frozen=True)
+class FileExample:
+    """An example written as ready-made files (not split into train/dev/test)."""
+
+    name: str
+    description: str
+    write: Callable[[Path, str | None], dict[str, Path]]
+    needs_source: bool = False
+
+
+FILE_EXAMPLES: dict[str, FileExample] = {
+    "movielens_100k": FileExample("movielens_100k", "MovieLens-100K ratings and movie titles/genres (recbole) "
+                                  "-> interactions.csv, items.csv", _export_movielens),
+    "sp500": FileExample("sp500", "20 S&P 500 stocks, daily adjusted closes 1990-2022 (skfolio, BSD-3) "
+                         "-> prices.csv", _price_loader("sp500")),
+    "factors": FileExample("factors", "5 factor ETFs, daily adjusted closes 2014-2022 (skfolio, BSD-3) "
+                           "-> prices.csv", _price_loader("factors")),
+    "emoji": FileExample("emoji", "1,911 Noto Emoji images (64 px) with name, category, subcategory; --from the "
+                         "unpacked npm package emoji-datasource-google@16.0.0 (MIT; images Apache-2.0) -> emoji.csv, "
+                         "images/", _export_emoji, needs_source=True),
+}
+
+
+def export_files(name: str, output: str | Path, *, source: str | None = None) -> dict[str, Path]:
+    """Write a file example (see :data:`FILE_EXAMPLES`) into ``output``; returns the written paths."""
+    if name not in FILE_EXAMPLES:
+        raise ConfigError(f"unknown dataset {name!r}: choose one of {', '.join([*EXAMPLES, *FILE_EXAMPLES])}")
+    example = FILE_EXAMPLES[name]
+    if example.needs_source and not source:
+        raise ConfigError(f"dataset {name!r} is built from a package you fetch yourself: pass --from PATH")
+    return example.write(Path(output), source)
 
 
 def export(

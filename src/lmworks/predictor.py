@@ -82,6 +82,17 @@ class Predictor:
             for label, row, n in zip(decided, proba, counts)
         ]
 
+    @property
+    def reads_rows(self) -> bool:
+        """Whether the model reads rows of several columns (multimodal) rather than texts."""
+        return self.runtime == "multimodal"
+
+    def classify_rows(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        """One ``{"label", "scores"}`` dict per row of a multimodal model."""
+        proba = self.predict_proba(rows)
+        return [{"label": label, "scores": {name: round(float(p), 6) for name, p in zip(self.labels, row)}}
+                for label, row in zip(self.classifier.decide(proba), proba)]
+
     def evaluate(self, texts: Sequence[str], labels: Sequence[Any]) -> dict[str, Any]:
         """The same metrics as :meth:`TextClassifier.evaluate`."""
         return self.classifier.evaluate(texts, labels)
@@ -89,7 +100,7 @@ class Predictor:
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/model`` reports: labels, task, metrics, runtime, versions."""
         keys = ("task", "labels", "thresholds", "max_length", "head", "base_model", "backend", "blend",
-                "metrics", "onnx", "export_check", "versions", "created")
+                "metrics", "onnx", "export_check", "versions", "created", "columns", "data_columns")
         info = {k: self.meta[k] for k in keys if k in self.meta}
         info["name"] = self.name
         return info

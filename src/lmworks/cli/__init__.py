@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from ..errors import LmworksError
 
-SUBCOMMANDS = ("train", "evaluate", "predict", "robustness", "pretrain", "export", "serve", "assistant",
-               "recommend", "monitor", "federated", "models", "datasets")
+SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "robustness", "pretrain", "export", "serve", "assistant",
+               "recommend", "monitor", "advisor", "federated", "models", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

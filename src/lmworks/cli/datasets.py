@@ -19,27 +19,29 @@ def register(sub) -> None:
     e.add_argument("--seed", type=int, default=13, help="split seed (default: 13)")
     e.add_argument("--split", default="0.8,0.1,0.1", help="train,dev,test fractions (default: 0.8,0.1,0.1)")
     e.add_argument("--limit", type=int, default=None, help="keep a stratified sample of this many rows")
+    e.add_argument("--from", dest="source", metavar="PATH",
+                   help="the unpacked package a dataset is built from, where it needs one (see 'datasets list')")
     e.set_defaults(run=run_export)
 
 
 def run_list(args: argparse.Namespace) -> int:
     """Print dataset names."""
-    from ..datasets import EXAMPLES, RECOMMENDATION_EXAMPLES
+    from ..datasets import EXAMPLES, FILE_EXAMPLES
 
     for ds in EXAMPLES.values():
-        print(f"{ds.name:<16} {ds.description}")
-    for name, description in RECOMMENDATION_EXAMPLES.items():
-        print(f"{name:<16} {description} -> interactions.csv, items.csv")
+        print(f"{ds.name:<16} {ds.description} -> train.csv, dev.csv, test.csv")
+    for ex in FILE_EXAMPLES.values():
+        print(f"{ex.name:<16} {ex.description}")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Export one dataset."""
-    from ..datasets import RECOMMENDATION_EXAMPLES, export, export_recommendation
+    from ..datasets import FILE_EXAMPLES, export, export_files
     from ..errors import ConfigError
 
-    if args.name in RECOMMENDATION_EXAMPLES:
-        for part, path in export_recommendation(args.name, args.output).items():
+    if args.name in FILE_EXAMPLES:
+        for part, path in export_files(args.name, args.output, source=args.source).items():
             print(f"{part:<12} {path}")
         return 0
     try:

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from .common import add_data_options, read_options
+from .common import add_column_options, add_data_options, model_inputs
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -22,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("data", metavar="DATA", help=".csv, .jsonl, .parquet, or - for JSONL on stdin")
     add_data_options(p)
+    add_column_options(p)
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(run=run)
 
@@ -30,12 +31,13 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
     from ..atomic import write_text_atomic
     from ..classifier import TextClassifier
-    from ..data import read_dataset
     from ..evaluation import format_report
 
     clf = TextClassifier.load(args.model_dir)
-    data = read_dataset(args.data, multi_label=clf.config.multi_label, **read_options(args))
-    metrics = clf.evaluate(data.texts, data.require_labels())
+    inputs = model_inputs(args, clf.meta_)
+    data = inputs.read(args.data, multi_label=clf.config.multi_label, label_separator=args.label_separator,
+                       encoding=args.encoding, delimiter=args.delimiter)
+    metrics = clf.evaluate(data.inputs, data.require_labels())
     print(format_report(metrics))
     if metrics["unseen_labels"]:
         LOGGER.warning("%d rows carry labels the model was never trained on: %s",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import positive_int
+from .common import add_column_options, model_inputs, positive_int
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -21,10 +21,12 @@ def register(sub) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("data", metavar="DATA", help=".csv, .jsonl, .parquet, or - for JSONL on stdin")
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="output file (.csv, .jsonl, .parquet)")
-    p.add_argument("--text-column", default="text", help="column holding the text (default: text)")
+    p.add_argument("--text-column", action="append", metavar="NAME",
+                   help="column holding the text (default: the column the model was trained on); repeatable")
     p.add_argument("--label-separator", default="|", help="joins multi-label predictions in CSV (default: |)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input (default: utf-8)")
     p.add_argument("--delimiter", help="CSV field delimiter (default: detected from the header line)")
+    add_column_options(p)
     p.add_argument("--chunk-size", type=positive_int, default=10_000, help="rows per chunk (default: 10000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     detect_format(args.output)  # refuse an unknown output type before loading the model
     clf = TextClassifier.load(args.model_dir)
     rows = predict_file(
-        clf, args.data, args.output, text_column=args.text_column, chunk_size=args.chunk_size,
+        clf, args.data, args.output, inputs=model_inputs(args, clf.meta_), chunk_size=args.chunk_size,
         encoding=args.encoding, delimiter=args.delimiter, label_separator=args.label_separator,
         progress=not args.quiet,
     )

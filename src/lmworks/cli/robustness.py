@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_data_options, read_options
+from .common import add_data_options, model_inputs
 
 
 def register(sub) -> None:
@@ -29,12 +29,12 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
     from ..atomic import write_text_atomic
-    from ..data import read_dataset
     from ..predictor import load
     from ..robustness import evaluate_robustness
 
     predictor = load(args.model_dir)
-    data = read_dataset(args.data, **read_options(args))
+    data = model_inputs(args, predictor.meta).read(args.data, label_separator=args.label_separator,
+                                                   encoding=args.encoding, delimiter=args.delimiter)
     result = evaluate_robustness(predictor, data.texts, data.require_labels(), seed=args.seed,
                                  attack_epsilon=args.attack_epsilon or None)
     print(f"{'condition':<22}{'accuracy':>10}")

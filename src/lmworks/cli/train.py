@@ -6,11 +6,13 @@ import argparse
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, Pooling
 from ..training.config import TrainConfig
-from .common import add_data_options, positive_int, read_options
+from .common import add_column_options, add_data_options, positive_int
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -33,8 +35,16 @@ def register(sub) -> None:
         "Ctrl-C keeps the best checkpoint so far and --resume continues the run.",
     )
     p.add_argument("data", metavar="DATA", help="training data: .csv, .jsonl, .parquet, or - for JSONL on stdin")
+    add_training_arguments(p)
+    p.set_defaults(run=run)
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option of ``train`` after DATA (``distill`` takes the same ones)."""
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="model directory to write")
     add_data_options(p)
+    add_column_options(p)
+    _multimodal_options(p)
     ev = p.add_mutually_exclusive_group()
     ev.add_argument("--eval", metavar="DATA", help="dev data for early stopping, thresholds and the blend weight")
     _option(ev, "--eval-fraction", "eval_fraction", float, "hold out this share of DATA as dev data "
@@ -50,7 +60,21 @@ def register(sub) -> None:
     c.add_argument("--keep-checkpoints", action="store_true", help="keep --checkpoint-dir after success")
     p.add_argument("--json", metavar="FILE", help="write the dev (and --test) metrics as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+
+
+def _multimodal_options(p) -> None:
+    from ..multimodal.columns import MultimodalConfig
+
+    d = MultimodalConfig()
+    g = p.add_argument_group("multimodal model (with image, numeric or categorical columns, or several text columns)")
+    g.add_argument("--no-text", action="store_true", help="an image/tabular-only model: no text column")
+    g.add_argument("--image-size", type=positive_int, default=d.image_size,
+                   help=f"image input resolution, pixels per side (default: {d.image_size})")
+    g.add_argument("--skip-bad-images", action="store_true",
+                   help="treat an undecodable image as missing (warned) instead of stopping with an error")
+    g.add_argument("--modality-dropout", type=float, default=d.modality_dropout,
+                   help=f"drop each modality per row with this probability while training (default: "
+                   f"{d.modality_dropout:g})")
 
 
 def _model_options(p) -> None:
@@ -107,19 +131,30 @@ def _adversarial_options(p) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save, report."""
-    from ..data import read_dataset
+    return run_training(args, _fit)
+
+
+def run_training(args: argparse.Namespace, fit: Callable[..., Any]) -> int:
+    """Read the data, ``fit(args, classifier, train, dev, checkpoint_dir)``, save the model, report."""
+    from ..inference.inputs import ModelInputs
     from ..model_dir import check_output_dir
     from ..runtime import init_distributed
 
     check_output_dir(args.output)  # fail before training, not after
     rank, world = init_distributed()  # under torchrun: one process per rank, each with its share of a batch
-    read = dict(multi_label=args.multi_label, **read_options(args))
-    train = read_dataset(args.data, **read)
-    dev = read_dataset(args.eval, **read) if args.eval else None
-    test = read_dataset(args.test, **read) if args.test else None
+    inputs = ModelInputs.for_training(
+        text=args.text_column, label=args.label_column, image=args.image_column, numeric=args.numeric_column,
+        categorical=args.categorical_column, no_text=args.no_text, image_size=args.image_size,
+        skip_bad_images=args.skip_bad_images, modality_dropout=args.modality_dropout)
+    read = dict(multi_label=args.multi_label, label_separator=args.label_separator, encoding=args.encoding,
+                delimiter=args.delimiter)
+    train = inputs.read(args.data, **read)
+    dev = inputs.read(args.eval, **read) if args.eval else None
+    test = inputs.read(args.test, **read) if args.test else None
     output = Path(args.output)
     ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else output.with_name(output.name + ".ckpt")
-    clf = _fit(args, train, dev, ckpt)
+    args.columns = inputs.record()
+    clf = fit(args, new_classifier(args, dev, inputs), train, dev, ckpt)
     info = clf.train_info_
     if rank != 0:
         return 0  # rank 0 writes the model and the report
@@ -142,21 +177,31 @@ def run(args: argparse.Namespace) -> int:
     return 130 if info.get("interrupted") else 0
 
 
-def _fit(args: argparse.Namespace, train, dev, ckpt: Path):
-    """A classifier with every TrainConfig option the parser defines (its dest is the field name), fitted."""
+def new_classifier(args: argparse.Namespace, dev: Any, inputs: Any):
+    """A classifier with every TrainConfig option the parser defines (its dest is the field name).
+
+    A multimodal one when the columns ask for it.
+    """
     import dataclasses
 
     from ..classifier import TextClassifier
 
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     options.update(multi_label=args.multi_label, eval_fraction=0.0 if dev else args.eval_fraction)
-    clf = TextClassifier(**options)
-    LOGGER.info("training %s on %d texts from %s", args.model, len(train), args.data)
+    if inputs.multimodal is not None:
+        from ..fusion import MultimodalClassifier
+
+        return MultimodalClassifier(columns=inputs.multimodal, **options)
+    return TextClassifier(**options)
+
+
+def _fit(args: argparse.Namespace, clf: Any, train: Any, dev: Any, ckpt: Path) -> Any:
+    LOGGER.info("training %s on %d rows from %s", args.model, len(train), args.data)
     return clf.fit(
-        train.texts, train.require_labels(),
-        dev.texts if dev else None, dev.require_labels() if dev else None,
+        train.inputs, train.require_labels(),
+        dev.inputs if dev else None, dev.require_labels() if dev else None,
         checkpoint_dir=None if args.model == "tfidf" else ckpt,
-        resume=args.resume, progress=not args.quiet,
+        resume=args.resume, progress=not args.quiet, columns=args.columns,
     )
 
 
@@ -170,7 +215,7 @@ def _report(clf, test, args: argparse.Namespace) -> None:
         print(f"dev metrics ({clf.dev_metrics_['n']} texts, best checkpoint):")
         print(format_report(clf.dev_metrics_))
     if test is not None:
-        test_metrics = clf.evaluate(test.texts, test.require_labels())
+        test_metrics = clf.evaluate(test.inputs, test.require_labels())
         results["test"] = test_metrics
         print(f"\ntest metrics ({args.test}, {test_metrics['n']} texts):")
         print(format_report(test_metrics))

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_file
-from ..data import DEFAULT_CHUNK_SIZE, clean_texts, detect_format, iter_chunks, require_columns
+from ..data import DEFAULT_CHUNK_SIZE, detect_format, iter_chunks
 from ..errors import DataError
+from .inputs import ModelInputs
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -67,6 +68,7 @@ def predict_file(
     *,
     text_column: str = "text",
     label_column: str = "label",
+    inputs: ModelInputs | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     encoding: str = "utf-8",
     delimiter: str | None = None,
@@ -76,8 +78,10 @@ def predict_file(
     """Write every input row plus ``label`` and one ``prob_<class>`` column per class.
 
     An input column that is already called ``label`` is kept as ``label_input``.
-    Returns the number of rows written.
+    ``inputs`` says which columns the model reads (default: ``text_column``; for a
+    multimodal model, :meth:`ModelInputs.for_model`). Returns the number of rows written.
     """
+    inputs = inputs or ModelInputs(text_column=text_column)
     fmt = detect_format(output)
     tally = _TruncationTally()
     LOGGER.addFilter(tally)
@@ -91,9 +95,7 @@ def predict_file(
         with atomic_file(output, "wb" if fmt == "parquet" else "w") as fh:
             writer = _Writer(fh, fmt)
             for chunk in iter_chunks(data, chunk_size=chunk_size, encoding=encoding, delimiter=delimiter):
-                require_columns(data, chunk, [text_column])
-                texts = clean_texts(data, chunk, text_column)
-                proba = classifier.predict_proba(texts)
+                proba = classifier.predict_proba(inputs.from_frame(data, chunk))
                 frame = _output_frame(
                     chunk, classifier.labels_, classifier.decide(proba), proba,
                     label_column, classifier.config.multi_label, label_separator, fmt,

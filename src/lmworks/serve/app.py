@@ -44,6 +44,8 @@ class ServeConfig:
     threads:
         Inference threads of the process (``None``: the usable CPUs; with several
         workers, give each its share).
+    max_image_bytes:
+        Size of one image of a multimodal model's request (413 beyond).
     """
 
     max_texts: int = 256
@@ -53,6 +55,7 @@ class ServeConfig:
     max_batch_tokens: int = 8192
     api_key: str | None = None
     threads: int | None = None
+    max_image_bytes: int = 5 << 20
 
 
 class ClassifyRequest(BaseModel):
@@ -119,6 +122,17 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
     async def model_info() -> dict[str, Any]:
         return {**predictor.describe(), "limits": limits}
 
+    if predictor.reads_rows:
+        from .rows import add_rows_route
+
+        add_rows_route(app, predictor, max_rows=config.max_texts, max_image_bytes=config.max_image_bytes,
+                       metrics=metrics)
+    else:
+        _add_texts_route(app, predictor, config, batcher)
+    return app
+
+
+def _add_texts_route(app: FastAPI, predictor: Predictor, config: ServeConfig, batcher: MicroBatcher) -> None:
     @app.post(
         "/v1/classify", response_model=ClassifyResponse, summary="classify texts",
         responses={401: {"description": "missing or wrong API key"},
@@ -137,5 +151,3 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
                 raise ApiError(422, "empty_text", f"texts[{i}] is empty")
         results = await batcher.submit(texts, predictor.token_counts(texts))
         return {"model": predictor.name, "predictions": results}
-
-    return app

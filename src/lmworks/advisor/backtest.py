@@ -1,0 +1,224 @@
+"""Walk-forward evaluation: train before each test year, choose on the year before it, test on it.
+
+For each of the last ``test_years`` calendar years Y: agents train on the data up to the
+start of Y-1, the checkpoint with the best utility on Y-1 (the validation year, inside the
+training window) is kept, and Y is the test. The baselines (skfolio's equal weight,
+inverse volatility, minimum variance and hierarchical risk parity) are fitted on the
+trailing year before every rebalance of Y. Every strategy rebalances on the same days,
+from cash at the start of each test year, and pays the same costs. The test years'
+daily returns are joined into one out-of-sample record per strategy (per seed for the
+agents: mean and spread over seeds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .agents import AgentConfig, AgentKind, train_agent
+from .env import AllocationEnv, Market, softmax
+from .features import LOOKBACK, Scaler, observation
+from .metrics import performance, summarise_runs
+from .portfolio import Decide, Run, run_strategy
+from .prices import Prices
+from .profile import RiskProfile, risk_aversion
+from .strategies import BASELINES, MENU, WINDOW
+
+LOGGER = logging.getLogger("lmworks")
+
+
+@dataclass
+class BacktestConfig:
+    """Settings of a walk-forward backtest (``to_dict`` is recorded with the results).
+
+    Attributes
+    ----------
+    test_years:
+        How many of the last calendar years are tested, one after the other.
+    cost_bps:
+        Trading cost in basis points of the turnover.
+    rebalance_days:
+        Trading days between decisions (5: weekly).
+    seeds:
+        Training seeds of every agent; results are the mean and spread over them.
+    profiles, agents:
+        Which risk profiles and agent families to train.
+    episode_steps:
+        Holding periods per training episode (52: a year of weeks).
+    agent:
+        Training settings of the agents.
+    """
+
+    test_years: int = 5
+    cost_bps: float = 10.0
+    rebalance_days: int = 5
+    seeds: tuple[int, ...] = (0, 1, 2)
+    profiles: tuple[str, ...] = tuple(p.value for p in RiskProfile)
+    agents: tuple[str, ...] = tuple(k.value for k in AgentKind)
+    episode_steps: int = 52
+    agent: AgentConfig = field(default_factory=AgentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {**dataclasses.asdict(self), "seeds": list(self.seeds), "profiles": list(self.profiles),
+                "agents": list(self.agents), "agent": self.agent.to_dict()}
+
+
+@dataclass
+class Window:
+    """Rows (of the returns table) of one walk-forward step."""
+
+    test_year: int
+    validation_start: int
+    test_start: int
+    test_end: int
+
+
+def walk_forward(market: Market, test_years: int) -> list[Window]:
+    """The last ``test_years`` whole calendar years, each with the year before it for validation."""
+    dates = market.prices.dates[: len(market.returns)]
+    years = sorted(set(dates.year))
+    first_row = {year: int(np.flatnonzero(dates.year == year)[0]) for year in years}
+    usable = [y for y in years[2:] if first_row[y - 1] >= max(LOOKBACK, WINDOW) + 252
+              and (dates.year == y).sum() >= 200 and y - 1 in first_row]
+    if not usable:
+        raise DataError(f"{market.prices.source}: {len(dates)} trading days is too short: a backtest needs "
+                        f"{max(LOOKBACK, WINDOW)} days of trailing history, a year of training, a validation "
+                        "year and a test year")
+    windows = []
+    for year in usable[-test_years:]:
+        end = first_row[year + 1] if year + 1 in first_row else len(market.returns)
+        windows.append(Window(year, first_row[year - 1], first_row[year], end))
+    return windows
+
+
+def utility(run: Run, lam: float) -> float:
+    """What the agents maximise: net log return minus ``lam / 2`` times the summed squared daily returns."""
+    return float(np.log1p(run.daily).sum() - lam / 2 * np.square(run.daily).sum())
+
+
+def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind) -> Decide:
+    """``decide`` for :func:`run_strategy` from a trained agent (deterministic actions)."""
+    def decide(k: int, row: int, weights: np.ndarray) -> np.ndarray:
+        obs = observation(scaler.transform(market.features[row]), weights)
+        action, _ = model.predict(obs, deterministic=True)
+        if kind is AgentKind.PPO:
+            return softmax(action)
+        return market.menu_at(row)[int(action)]
+
+    return decide
+
+
+def rule_decide(market: Market, name: str) -> Decide:
+    """``decide`` for a rule of the menu (the baselines among them)."""
+    weights = market.menu_weights()[name]
+
+    def decide(k: int, row: int, current: np.ndarray) -> np.ndarray:
+        return weights[int(np.searchsorted(market.decisions, row))]
+
+    return decide
+
+
+def run_window(market: Market, window: Window, config: BacktestConfig,
+               on_agent: Callable[[str], None] | None = None) -> dict[str, list[Run]]:
+    """Every strategy's test-year runs for one window (agents: one run per seed)."""
+    test_rows = market.rows_between(window.test_start, window.test_end)
+    runs: dict[str, list[Run]] = {
+        name: [run_strategy(rule_decide(market, name), market.returns, test_rows, window.test_end, config.cost_bps)]
+        for name in BASELINES}
+    scaler = Scaler.fit(market.features, slice(LOOKBACK, window.validation_start))
+    validation_rows = market.rows_between(window.validation_start, window.test_start)
+    for profile in config.profiles:
+        lam = risk_aversion(profile)
+        for kind in (AgentKind.parse(a) for a in config.agents):
+            name = f"{kind.value}_{profile}"
+            runs[name] = []
+            for seed in config.seeds:
+                env = AllocationEnv(market, scaler, risk_aversion=lam, start=LOOKBACK,
+                                    end=window.validation_start, cost_bps=config.cost_bps,
+                                    episode_steps=config.episode_steps, action=kind.action)
+
+                def validate(model: Any, kind: AgentKind = kind, lam: float = lam) -> float:
+                    run = run_strategy(policy_decide(model, market, scaler, kind), market.returns, validation_rows,
+                                       window.test_start, config.cost_bps)
+                    return utility(run, lam)
+
+                model = train_agent(kind, env, config.agent, seed, validate)
+                runs[name].append(run_strategy(policy_decide(model, market, scaler, kind), market.returns,
+                                               test_rows, window.test_end, config.cost_bps))
+                if on_agent is not None:
+                    on_agent(f"{window.test_year} {name} seed {seed}")
+    return runs
+
+
+@dataclass
+class BacktestResult:
+    """The JSON summary, and every strategy's daily out-of-sample returns with their dates (for charts)."""
+
+    summary: dict[str, Any]
+    dates: list[str]
+    daily: dict[str, list[np.ndarray]]
+
+
+def backtest(prices: Prices, config: BacktestConfig | None = None, *, progress: bool = True) -> BacktestResult:
+    """Run the walk-forward backtest; see the module docstring."""
+    config = config or BacktestConfig()
+    market = Market(prices, config.rebalance_days)
+    windows = walk_forward(market, config.test_years)
+    market.menu_weights()  # fitted once for every window, rules and agents alike
+    total = len(windows) * len(config.profiles) * len(config.agents) * len(config.seeds)
+    bar = _bar(total, progress)
+    joined: dict[str, list[list[np.ndarray]]] = {}
+    per_window: list[dict[str, Any]] = []
+    totals: dict[tuple[str, int], list[float]] = {}
+    for window in windows:
+        runs = run_window(market, window, config, on_agent=(lambda _: bar.update(1)) if bar is not None else None)
+        per_window.append({
+            "test_year": window.test_year, "validation_year": window.test_year - 1,
+            "train_from": str(market.prices.dates[LOOKBACK].date()),
+            "train_until": str(market.prices.dates[window.validation_start].date()),
+            "strategies": {name: summarise_runs([_metrics(r) for r in rs]) for name, rs in runs.items()},
+        })
+        for name, rs in runs.items():
+            seeds = joined.setdefault(name, [[] for _ in rs])
+            for i, run in enumerate(rs):
+                seeds[i].append(run.daily)
+                totals.setdefault((name, i), [0.0, 0.0])
+                totals[(name, i)][0] += run.turnover
+                totals[(name, i)][1] += run.cost
+    if bar is not None:
+        bar.close()
+    strategies = {}
+    for name, seeds in joined.items():
+        per_seed = [performance(np.concatenate(days), turnover=totals[(name, i)][0], costs=totals[(name, i)][1])
+                    for i, days in enumerate(seeds)]
+        strategies[name] = summarise_runs(per_seed)
+        if len(per_seed) > 1:
+            strategies[name]["per_seed"] = per_seed
+    start = windows[0].test_start
+    dates = [str(d.date()) for d in market.prices.dates[start + 1: windows[-1].test_end + 1]]
+    summary = {"strategies": strategies, "windows": per_window, "config": config.to_dict(),
+               "assets": prices.assets, "source": prices.source,
+               "test_period": [dates[0], dates[-1]] if dates else None}
+    return BacktestResult(summary, dates, {n: [np.concatenate(d) for d in s] for n, s in joined.items()})
+
+
+def _metrics(run: Run) -> dict[str, Any]:
+    return performance(run.daily, turnover=run.turnover, costs=run.cost)
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    if not enabled or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="agents trained", unit="agent", dynamic_ncols=True)
+
+
+__all__ = ["MENU", "BacktestConfig", "BacktestResult", "Window", "backtest", "walk_forward"]

@@ -1,0 +1,149 @@
+"""The allocation environment (gymnasium 1.x API) and the market data behind it.
+
+A step is one holding period of ``rebalance_days`` trading days. At the close of the
+decision day ``t`` the agent sees the standardised trailing features of every asset
+(prices up to ``t`` only) and its current weights; its action sets the target weights
+(long-only, summing to 1, the last one cash); the portfolio trades to them paying
+``cost_bps`` of the turnover and then earns the next days' returns, drifting. The reward
+is the period's net log return minus ``risk_aversion / 2`` times the sum of its squared
+daily returns. Two action forms share the environment: continuous scores turned into
+weights by a softmax (the policy-gradient agent) and a choice from a menu of allocation
+rules fitted on trailing returns (the Q-learning agent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .features import LOOKBACK, Scaler, observation, raw_features
+from .portfolio import hold, with_cash
+from .prices import Prices
+from .strategies import MENU, WINDOW, rule_weights
+
+
+@dataclass
+class Market:
+    """Prices turned into what agents and backtests need, decision days every ``rebalance_days``.
+
+    ``features[t]`` depends on prices up to ``t`` only; ``returns[t]`` (cash last) is earned
+    from close ``t`` to close ``t + 1``; ``decisions`` are the decision rows: every
+    ``rebalance_days`` trading days, counted afresh from the first trading day of each year,
+    so every year (a validation or test year) starts with a decision.
+    """
+
+    prices: Prices
+    rebalance_days: int = 5
+    features: np.ndarray = field(init=False)
+    returns: np.ndarray = field(init=False)
+    decisions: np.ndarray = field(init=False)
+    menu: dict[str, np.ndarray] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.features = raw_features(self.prices.frame)
+        self.returns = with_cash(self.prices.returns())
+        years = np.asarray(self.prices.dates.year[: len(self.returns)])
+        starts = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
+        position = np.arange(len(self.returns)) - np.repeat(starts, np.diff(np.r_[starts, len(self.returns)]))
+        rows = np.flatnonzero(position % self.rebalance_days == 0)
+        self.decisions = rows[rows >= max(LOOKBACK, WINDOW)]
+
+    @property
+    def n_weights(self) -> int:
+        """Assets plus cash."""
+        return self.returns.shape[1]
+
+    def rows_between(self, start: int, end: int) -> np.ndarray:
+        """Decision rows in ``[start, end)``."""
+        return self.decisions[(self.decisions >= start) & (self.decisions < end)]
+
+    def menu_weights(self) -> dict[str, np.ndarray]:
+        """The menu's targets at every decision row (fitted once, each on the trailing window only)."""
+        if self.menu is None:
+            self.menu = rule_weights(MENU, self.returns[:, :-1], self.decisions)
+        return self.menu
+
+    def menu_at(self, row: int) -> np.ndarray:
+        """``(len(MENU), n_weights)`` menu targets at decision row ``row``."""
+        index = int(np.searchsorted(self.decisions, row))
+        return np.stack([w[index] for w in self.menu_weights().values()])
+
+
+#: Actions lie in [-1, 1] (what PPO works best with); scaled by this before the softmax, so one
+#: asset can still take nearly all the weight (e^10 against e^-10).
+SCORE_SCALE = 10.0
+
+
+def softmax(action: np.ndarray) -> np.ndarray:
+    """Long-only weights summing to 1 from an action in [-1, 1] per asset."""
+    z = np.asarray(action, dtype=np.float64) * SCORE_SCALE
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+class AllocationEnv(gym.Env):
+    """One episode: ``episode_steps`` holding periods from a random decision day in ``[start, end)``.
+
+    ``action="weights"``: a ``Box`` in [-1, 1] per asset and cash, softmax -> weights. ``action="menu"``: a
+    ``Discrete`` choice among :data:`~lmworks.advisor.strategies.MENU`.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, market: Market, scaler: Scaler, *, risk_aversion: float, start: int, end: int,
+                 cost_bps: float = 10.0, episode_steps: int = 52, action: str = "weights") -> None:
+        super().__init__()
+        self.market, self.scaler, self.risk_aversion = market, scaler, risk_aversion
+        self.cost_bps, self.episode_steps, self.action_kind = cost_bps, episode_steps, action
+        self.rows = market.rows_between(start, end - market.rebalance_days)
+        if len(self.rows) < 2:
+            raise ValueError("the training range holds fewer than two decision days")
+        n_assets = market.n_weights - 1
+        size = n_assets * market.features.shape[-1] + market.n_weights
+        # standardised features are clipped to +-5 (Scaler.transform), weights lie in [0, 1]
+        self.observation_space = gym.spaces.Box(-5.0, 5.0, (size,), dtype=np.float32)
+        self.action_space = (gym.spaces.Box(-1.0, 1.0, (market.n_weights,), dtype=np.float32)
+                             if action == "weights" else gym.spaces.Discrete(len(MENU)))
+        self.position = 0
+        self.steps = 0
+        self.weights = np.zeros(market.n_weights)
+
+    def _obs(self) -> np.ndarray:
+        row = int(self.rows[self.position])
+        return observation(self.scaler.transform(self.market.features[row]), self.weights)
+
+    def target(self, action: Any) -> np.ndarray:
+        """The weights an action asks for at the current decision row."""
+        if self.action_kind == "weights":
+            return softmax(action)
+        return self.market.menu_at(int(self.rows[self.position]))[int(action)]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start in cash at a random decision day (``options={"position": k}`` starts at the k-th)."""
+        super().reset(seed=seed)
+        last = max(1, len(self.rows) - self.episode_steps)
+        start = (options or {}).get("position")
+        self.position = int(start) if start is not None else int(self.np_random.integers(0, last))
+        self.steps = 0
+        self.weights = np.zeros(self.market.n_weights)
+        self.weights[-1] = 1.0
+        return self._obs(), {"row": int(self.rows[self.position])}
+
+    def step(self, action: Any):
+        """Trade to the target weights, hold for one period, score it."""
+        row = int(self.rows[self.position])
+        target = self.target(action)
+        period = hold(target, self.weights, self.market.returns[row:row + self.market.rebalance_days], self.cost_bps)
+        reward = float(np.log1p(period.daily).sum() - self.risk_aversion / 2 * np.square(period.daily).sum())
+        self.weights = period.end_weights
+        self.position += 1
+        self.steps += 1
+        truncated = self.steps >= self.episode_steps
+        terminated = self.position >= len(self.rows) - 1
+        if terminated:
+            self.position = len(self.rows) - 1
+        info = {"turnover": period.turnover, "cost": period.cost, "row": row}
+        return self._obs(), reward, terminated, truncated, info

@@ -1,0 +1,96 @@
+"""The backtest as a picture: equity curves and drawdowns, in an HTML page (inline SVG) or a PNG.
+
+Agents are drawn as the mean daily return over their training seeds (one line per
+agent and profile); the baselines as themselves. The page also carries the metrics
+table, so it reads on its own, and needs nothing from the internet.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_file
+from ..errors import ConfigError
+from .backtest import BacktestResult
+from .metrics import drawdown_curve
+
+COLUMNS = (("annual_return", "return", "{:+.1%}"), ("annual_volatility", "volatility", "{:.1%}"),
+           ("sharpe", "Sharpe", "{:.2f}"), ("sortino", "Sortino", "{:.2f}"), ("max_drawdown", "max drawdown",
+                                                                               "{:.1%}"),
+           ("calmar", "Calmar", "{:.2f}"), ("turnover", "turnover / yr", "{:.1f}"), ("costs", "costs / yr", "{:.2%}"))
+
+
+def _figure(result: BacktestResult):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.dates as mdates
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("the backtest report needs matplotlib: pip install 'lmworks[advisor]'") from None
+    import pandas as pd
+
+    dates = pd.to_datetime(result.dates)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    for name, runs in result.daily.items():
+        daily = np.mean(np.stack(runs), axis=0)
+        style = {"lw": 2.2, "color": "black"} if name == "equal_weight" else {"lw": 1.2}
+        top.plot(dates, np.cumprod(1 + daily), label=name, **style)
+        bottom.plot(dates, drawdown_curve(daily), **style)
+    top.set_ylabel("wealth (start = 1)")
+    top.legend(fontsize=7, ncol=3, loc="upper left")
+    top.set_title("Walk-forward test years, after trading costs")
+    bottom.set_ylabel("drawdown")
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    fig.tight_layout()
+    return fig, plt
+
+
+def _table(result: BacktestResult) -> str:
+    head = "".join(f"<th>{label}</th>" for _, label, _ in COLUMNS)
+    rows = []
+    for name, metrics in result.summary["strategies"].items():
+        cells = []
+        for key, _, fmt in COLUMNS:
+            value = fmt.format(metrics[key])
+            if f"{key}_std" in metrics:
+                value += f" ± {fmt.format(metrics[key + '_std']).lstrip('+')}"
+            cells.append(f"<td>{html.escape(value)}</td>")
+        rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    return f"<table><tr><th>strategy</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def write_report(result: BacktestResult, output: str | Path) -> Path:
+    """``.html`` (chart as inline SVG, plus the table) or ``.png`` (the chart)."""
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in (".html", ".htm", ".png"):
+        raise ConfigError(f"{output}: the report must end in .html or .png")
+    fig, plt = _figure(result)
+    if suffix == ".png":
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110)
+        plt.close(fig)
+        with atomic_file(output, "wb") as fh:
+            fh.write(png.getvalue())
+        return output
+    svg = io.StringIO()
+    fig.savefig(svg, format="svg")
+    plt.close(fig)
+    period = result.summary.get("test_period") or ["", ""]
+    config = result.summary["config"]
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>lmworks advisor backtest</title>"
+            "<style>body{font-family:sans-serif;margin:24px}table{border-collapse:collapse;font-size:13px}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th:first-child{text-align:left}</style>"
+            f"</head><body><h1>Walk-forward backtest</h1><p>Test years {period[0]} to {period[1]}, "
+            f"{config['cost_bps']:g} bps costs, rebalanced every {config['rebalance_days']} trading days; agents: "
+            f"mean ± spread over {len(config['seeds'])} training seeds.</p>{svg.getvalue()}{_table(result)}"
+            "</body></html>")
+    with atomic_file(output) as fh:
+        fh.write(page)
+    return output

@@ -1,0 +1,199 @@
+"""``lmworks advisor``: reinforcement-learning allocation agents fitted to a client's risk profile."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from .common import positive_int
+
+LOGGER = logging.getLogger("lmworks")
+
+
+def register(sub) -> None:
+    """Add the subcommand and its actions."""
+    p = sub.add_parser(
+        "advisor", help="robo-advisor: RL allocation agents per risk profile, judged walk-forward after costs",
+        description="Agents learn from price history how to allocate across assets (and cash) for a client's "
+        "risk profile: a policy-gradient agent (PPO) on continuous weights and a Q-learning agent (DQN) choosing "
+        "among allocation rules. Prices: a wide CSV/Parquet with a 'date' column and one adjusted-close column "
+        "per asset ('lmworks datasets export sp500' writes one).",
+    )
+    s = p.add_subparsers(dest="advisor_command", metavar="ACTION", required=True)
+    _register_backtest(s)
+    _register_train(s)
+    _register_use(s)
+
+
+def _prices(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prices", metavar="PRICES", help="date + one price column per asset (.csv/.jsonl/.parquet)")
+    parser.add_argument("--fill", choices=["none", "forward"], default="none",
+                        help="carry the last price over missing days (default: none, a missing price is an error)")
+
+
+def _costs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cost-bps", type=float, default=10.0, help="trading cost, basis points of turnover "
+                        "(default: 10)")
+    parser.add_argument("--rebalance-days", type=positive_int, default=5,
+                        help="trading days between decisions (default: 5, weekly)")
+    parser.add_argument("--timesteps", type=positive_int, default=30_000,
+                        help="training steps per agent (default: 30000)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _register_backtest(s) -> None:
+    b = s.add_parser("backtest", help="walk-forward test of the agents against skfolio's baselines",
+                     description="For each of the last --test-years calendar years: train on the years before "
+                     "it, choose each agent's checkpoint on the year just before it, test on it. Equal weight, "
+                     "inverse volatility, minimum variance and HRP (skfolio) run on the same days with the same "
+                     "costs. Agents are trained with every --seeds seed: mean and spread.")
+    _prices(b)
+    _costs(b)
+    b.add_argument("--test-years", type=positive_int, default=5, help="last calendar years tested (default: 5)")
+    b.add_argument("--seeds", default="0,1,2", help="training seeds (default: 0,1,2)")
+    b.add_argument("--profiles", default="conservative,moderate,aggressive")
+    b.add_argument("--agents", default="ppo,dqn")
+    b.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    b.add_argument("--report", metavar="FILE.html|FILE.png", help="equity curves and drawdowns")
+    b.set_defaults(run=run_backtest)
+
+
+def _register_train(s) -> None:
+    t = s.add_parser("train", help="train an agent per risk profile on all the history",
+                     description="Trains the agent (--agent) for every profile on all but the last year, keeping "
+                     "the checkpoint that does best on the last year. --risk sets the profile 'allocate' "
+                     "answers for by default.")
+    _prices(t)
+    _costs(t)
+    t.add_argument("--risk", default="moderate", help="default profile: conservative, moderate or aggressive")
+    t.add_argument("--agent", choices=["dqn", "ppo"], default="dqn",
+                   help="dqn chooses among allocation rules (its choice is named), ppo sets weights (default: dqn)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--output", required=True, metavar="DIR")
+    t.set_defaults(run=run_train)
+
+
+def _register_use(s) -> None:
+    a = s.add_parser("allocate", help="target weights at a date for a profile, with the features behind them")
+    a.add_argument("advisor_dir", metavar="DIR")
+    a.add_argument("--as-of", help="ISO date of the close to decide at (default: the last one)")
+    a.add_argument("--risk", help="conservative, moderate, aggressive, or a risk aversion > 0 (default: the "
+                   "advisor's default profile)")
+    a.add_argument("--prices", metavar="FILE", help="newer prices for the same assets (default: the stored ones)")
+    a.set_defaults(run=run_allocate)
+
+    q = s.add_parser("profile", help="a short questionnaire that maps a client to a risk profile",
+                     description="Asks five questions (horizon, reaction to a 20 %% fall, income stability, share of "
+                     "savings, experience) and prints the profile; --answers answers them non-interactively.")
+    q.add_argument("--answers", metavar="KEY=N,...", help="e.g. horizon=2,fall=1,income=1,savings=2,experience=0 "
+                   "(0-based answer numbers)")
+    q.set_defaults(run=run_profile)
+
+    v = s.add_parser("serve", help="HTTP service: POST /v1/allocate")
+    v.add_argument("advisor_dir", metavar="DIR")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8003)
+    v.add_argument("--api-key-env", metavar="VAR", help="require this environment variable's value as X-API-Key")
+    v.set_defaults(run=run_serve)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    """Walk forward and print the table."""
+    from ..advisor.agents import AgentConfig
+    from ..advisor.backtest import BacktestConfig, backtest
+    from ..advisor.prices import read_prices
+    from ..atomic import write_text_atomic
+
+    prices = read_prices(args.prices, fill=args.fill)
+    config = BacktestConfig(test_years=args.test_years, cost_bps=args.cost_bps, rebalance_days=args.rebalance_days,
+                            seeds=tuple(int(x) for x in _split(args.seeds)), profiles=_split(args.profiles),
+                            agents=_split(args.agents), agent=AgentConfig(timesteps=args.timesteps))
+    result = backtest(prices, config, progress=not args.quiet)
+    print_table(result.summary)
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result.summary, indent=2) + "\n")
+    if args.report:
+        from ..advisor.report import write_report
+
+        print(write_report(result, args.report))
+    return 0
+
+
+def print_table(summary: dict) -> None:
+    """One row per strategy: the headline metrics (agents: mean ± sd over seeds)."""
+    period = summary.get("test_period") or ["?", "?"]
+    print(f"walk-forward test {period[0]} .. {period[1]}, {summary['config']['cost_bps']:g} bps costs")
+    print(f"{'strategy':<26}{'return':>9}{'vol':>8}{'Sharpe':>14}{'max DD':>9}{'Calmar':>8}{'turnover':>10}")
+    for name, m in summary["strategies"].items():
+        sharpe = f"{m['sharpe']:.2f}" + (f" ± {m['sharpe_std']:.2f}" if "sharpe_std" in m else "")
+        print(f"{name:<26}{m['annual_return']:>+9.1%}{m['annual_volatility']:>8.1%}{sharpe:>14}"
+              f"{m['max_drawdown']:>9.1%}{m['calmar']:>8.2f}{m['turnover']:>10.1f}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train and save."""
+    from ..advisor.advisor import Advisor, AdvisorConfig
+    from ..advisor.agents import AgentConfig
+    from ..advisor.prices import read_prices
+    from ..model_dir import check_output_dir
+
+    check_output_dir(args.output, meta_file="advisor.json")
+    prices = read_prices(args.prices, fill=args.fill)
+    config = AdvisorConfig(agent=args.agent, default_risk=args.risk, cost_bps=args.cost_bps,
+                           rebalance_days=args.rebalance_days, seed=args.seed,
+                           training=AgentConfig(timesteps=args.timesteps))
+    advisor = Advisor(config).fit(prices, progress=not args.quiet)
+    advisor.save(args.output)
+    print(json.dumps({"validation_utility": advisor.validation_, "output": args.output}, indent=2))
+    return 0
+
+
+def run_allocate(args: argparse.Namespace) -> int:
+    """Print the target weights as JSON."""
+    from ..advisor.advisor import Advisor
+    from ..advisor.prices import read_prices
+
+    advisor = Advisor.load(args.advisor_dir)
+    prices = read_prices(args.prices) if args.prices else None
+    print(json.dumps(advisor.allocate(as_of=args.as_of, risk=args.risk, prices=prices), indent=2))
+    return 0
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """Ask (or read) the answers and print the profile."""
+    from ..advisor.profile import QUESTIONS, profile_from_answers
+    from ..errors import ConfigError
+
+    if args.answers:
+        try:
+            answers = {k.strip(): int(v) for k, v in (part.split("=", 1) for part in _split(args.answers))}
+        except ValueError:
+            raise ConfigError(f"--answers must look like horizon=2,fall=1,..., got {args.answers!r}") from None
+    else:
+        answers = {}
+        for question in QUESTIONS:
+            print(question.text)
+            for i, (text, _) in enumerate(question.answers):
+                print(f"  {i}) {text}")
+            answers[question.key] = int(input("> ").strip())
+    print(json.dumps(profile_from_answers(answers), indent=2))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve over HTTP."""
+    from ..advisor.advisor import Advisor
+    from ..advisor.service import create_advisor_app
+    from ..serve.common import api_key_from_env
+    from ..serve.runner import run_app
+
+    key = api_key_from_env(args.api_key_env)
+    app = create_advisor_app(Advisor.load(args.advisor_dir), api_key=key)
+    LOGGER.info("advisor on http://%s:%d (docs: /docs)", args.host, args.port)
+    run_app(app, host=args.host, port=args.port)
+    return 0
