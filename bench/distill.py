@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=None)
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--unlabeled", type=Path, help="extra unlabelled texts (.txt, one per line)")
+    parser.add_argument("--augment", type=int, default=None, help="fragments per training text (default: distill's)")
     parser.add_argument("--epochs", type=float, default=None, help="student epochs (default: train's)")
     parser.add_argument("--report-split", choices=["test", "dev"], default="test")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain students")
@@ -89,7 +90,8 @@ def main() -> None:
     unlabeled = read_texts(args.unlabeled) if args.unlabeled else []
     defaults = DistillConfig()
     config = DistillConfig(alpha=args.alpha if args.alpha is not None else defaults.alpha,
-                           temperature=args.temperature if args.temperature is not None else defaults.temperature)
+                           temperature=args.temperature if args.temperature is not None else defaults.temperature,
+                           augment=args.augment if args.augment is not None else defaults.augment)
     options = {"epochs": args.epochs} if args.epochs else {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         out = args.out / f"distilled-{seed}"
@@ -101,7 +103,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
         student.save(out)
         rows.append(row(f"{args.student} distilled", student, out, report, seconds, seed=seed,
-                        alpha=config.alpha, temperature=config.temperature, unlabeled=len(unlabeled)))
+                        alpha=config.alpha, temperature=config.temperature, unlabeled=len(unlabeled),
+                        augment=config.augment))
         if not args.no_plain:
             out = args.out / f"plain-{seed}"
             start = time.perf_counter()

@@ -138,3 +138,23 @@ def test_distill_cli_writes_an_ordinary_model_dir(teacher_dir, tiny_encoder, tmp
     assert meta["backend"] == "transformer" and not (tmp_path / "s.ckpt").exists()
     assert json.loads((tmp_path / "m.json").read_text())["dev"]["n"] == 40
     assert main(["predict", str(tmp_path / "s"), str(dev), "--output", str(tmp_path / "p.csv"), "--quiet"]) == 0
+
+
+def test_fragments_come_only_from_training_rows(teacher_dir, tiny_encoder, tmp_path, monkeypatch):
+    from lmworks import augment
+    from lmworks import distill as distill_module
+
+    texts = ["the film is a warm and funny ride from start to end", "dull", "a b c d e f g"]
+    pieces = augment.fragments(texts, 2, seed=3)
+    assert pieces == augment.fragments(texts, 2, seed=3) and pieces  # deterministic
+    assert all(p in texts[0] or p in texts[2] for p in pieces) and not set(pieces) & set(texts)
+    # With no eval data, distill splits dev off first: no fragment may come from a dev text.
+    seen: list[str] = []
+    monkeypatch.setattr(distill_module, "fragments", lambda t, n, seed: seen.extend(t) or augment.fragments(
+        t, n, seed=seed))
+    all_texts, labels = make_sentiment(60, seed=70)
+    student = distill(teacher_dir, all_texts, labels, student=TextClassifier(
+        str(tiny_encoder), epochs=1, max_length=32, num_threads=1, blend="none", eval_fraction=0.2),
+        config=DistillConfig(augment=1, cache_dir=str(tmp_path)), progress=False)
+    assert len(seen) == 48 and student.train_info_["n_eval"] == 12
+    assert student.train_info_["distillation"]["augment"] == 1

@@ -80,7 +80,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Every :class:`TrainConfig` field by name (``model`` included)."""
-        return {name: getattr(self.config, name) for name in self._get_param_names()}
+        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(TrainConfig)}
 
     def set_params(self, **params: Any) -> TextClassifier:
         """Change settings (validated as the config is; a misspelt name is an error); returns ``self``."""
@@ -88,9 +88,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:  # noqa: N803 - scikit-learn's signature
-        default = TrainConfig().to_dict()
-        changed = {k: v for k, v in self.config.to_dict().items() if default[k] != v}
-        return f"TextClassifier({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+        default = type(self)().get_params()
+        changed = {k: v for k, v in self.get_params().items() if default[k] != v}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "backend_")
@@ -356,13 +356,16 @@ def _decide(names: list[str], proba: np.ndarray, multi_label: bool, thresholds: 
 
 
 def _fingerprint(*parts: Sequence[Any] | None) -> str:
-    """SHA-256 over texts and labels, to tell whether a checkpoint belongs to this data."""
+    """SHA-256 over texts and labels, to tell whether a checkpoint belongs to this data.
+
+    Values JSON cannot write (an image reference in a multimodal row) count by their ``str``.
+    """
     import hashlib
     import json
 
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(json.dumps(list(part) if part is not None else None, ensure_ascii=False).encode())
+        digest.update(json.dumps(list(part) if part is not None else None, ensure_ascii=False, default=str).encode())
     return digest.hexdigest()
 
 

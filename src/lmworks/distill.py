@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_file
+from .augment import fragments
 from .classifier import TextClassifier
+from .data import split_dataset
 from .errors import ConfigError, Rule, check_rules
 from .models import cache_dir as default_cache_dir
 from .predictor import Predictor
@@ -42,6 +44,7 @@ LOGGER = logging.getLogger("lmworks")
 _RULES: tuple[Rule, ...] = (
     (lambda c: 0 <= c.alpha <= 1, "alpha must be in [0, 1], got {alpha}"),
     (lambda c: c.temperature > 0, "temperature must be > 0, got {temperature}"),
+    (lambda c: c.augment >= 0, "augment must be >= 0, got {augment}"),
 )
 
 
@@ -61,6 +64,9 @@ class DistillConfig:
         Where teacher probabilities are cached (default ``$LMWORKS_CACHE/teacher``).
     teacher_threads:
         Threads the teacher predicts with (default: the usable CPUs).
+    augment:
+        Fragments per training text (:func:`lmworks.augment.fragments`) that the teacher
+        labels and the student learns like unlabelled text; 0 for none.
 
     The defaults were chosen on the Rotten Tomatoes dev split (``docs/benchmarks.md``).
     """
@@ -69,6 +75,7 @@ class DistillConfig:
     temperature: float = 2.0
     cache_dir: str | None = None
     teacher_threads: int | None = None
+    augment: int = 0
 
     def __post_init__(self) -> None:
         check_rules(self, _RULES)
@@ -153,7 +160,12 @@ def distill(
         raise ConfigError(f"{teacher_dir}: distillation supports single-label teachers")
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir() / "teacher"
     teacher_id = teacher_fingerprint(teacher_dir)
-    texts, unlabeled = [str(t) for t in texts], [str(t) for t in unlabeled]
+    texts, labels, eval_texts, eval_labels = _dev_split(student, texts, labels, eval_texts, eval_labels)
+    unlabeled = [str(t) for t in unlabeled]
+    if config.augment:
+        extra = fragments(texts, config.augment, seed=student.config.seed)
+        LOGGER.info("%d fragments of the training texts added for the teacher to label", len(extra))
+        unlabeled += extra
     signal = TeacherSignal(
         labels=list(teacher.labels),
         proba=teacher_probabilities(teacher, texts, cache=cache, teacher_id=teacher_id),
@@ -162,10 +174,20 @@ def distill(
         if unlabeled else None,
         alpha=config.alpha, temperature=config.temperature,
         record={"teacher": str(Path(teacher_dir).resolve()), "teacher_fingerprint": teacher_id,
-                "teacher_base_model": teacher.meta.get("base_model"),
+                "teacher_base_model": teacher.meta.get("base_model"), "augment": config.augment,
                 "teacher_dev": {k: v for k, v in ((teacher.meta.get("metrics") or {}).get("dev") or {}).items()
                                 if k in ("accuracy", "macro_f1", "log_loss", "n")}},
     )
     del teacher  # free the teacher's weights before the student trains
     return student.fit(texts, labels, eval_texts, eval_labels, checkpoint_dir=checkpoint_dir, resume=resume,
                        progress=progress, teacher=signal, columns=columns)
+
+
+def _dev_split(student: TextClassifier, texts: Sequence[Any], labels: Sequence[Any],
+               eval_texts: Sequence[Any] | None, eval_labels: Sequence[Any] | None) -> tuple[list[str], ...]:
+    """The student's dev split made here, as ``fit`` would make it, so no fragment comes from a dev text."""
+    texts = [str(t) for t in texts]
+    if eval_texts is not None or student.config.eval_fraction <= 0:
+        return texts, list(labels), eval_texts, eval_labels  # type: ignore[return-value]
+    return tuple(split_dataset(texts, list(labels), fraction=student.config.eval_fraction,
+                               seed=student.config.seed))

@@ -44,6 +44,12 @@ class ImageRef:
     path: Path | None = None
     data: bytes | None = None
 
+    def __str__(self) -> str:
+        """The path, or a digest of inline bytes: what identifies the image in a data fingerprint."""
+        if self.data is not None:
+            return "sha256:" + hashlib.sha256(self.data).hexdigest()
+        return str(self.path)
+
     def read(self) -> bytes:
         """The image's bytes; :class:`BrokenImage` for a missing file."""
         if self.data is not None:

@@ -231,3 +231,55 @@ def test_batcher_coalesces_and_respects_token_budget():
     assert max(sizes) <= 10  # 100-token budget / 10 tokens per text
     assert len(calls) < 30  # requests were coalesced
     assert ["long"] in calls  # an over-budget request runs alone
+
+
+def test_a_full_queue_sheds_load_with_503_and_retry_after(tiny_model_dir):
+    """Past --max-queue waiting texts, requests are refused at once instead of queueing without bound."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # The first batch waits 1.5 s for company, so every request below arrives while it waits.
+    proc = start_process(["serve", str(tiny_model_dir), "--port", str(port), "--max-wait-ms", "1500",
+                          "--max-queue", "2", "--threads", "1"], f"{url}/healthz")
+    try:
+        async def burst():
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                first = asyncio.create_task(client.post("/v1/classify", json={"texts": ["good"]}))
+                await asyncio.sleep(0.2)
+                rest = await asyncio.gather(*(client.post("/v1/classify", json={"texts": [f"fine {i}"]})
+                                              for i in range(6)))
+                return [await first, *rest]
+
+        started = time.perf_counter()
+        responses = asyncio.run(burst())
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200, 200, 503, 503, 503, 503, 503], statuses
+        shed = [r for r in responses if r.status_code == 503]
+        assert all(int(r.headers["Retry-After"]) >= 1 for r in shed)
+        assert _error(shed[0], 503, "overloaded")["message"].startswith("2 texts are waiting, the limit is 2")
+        assert time.perf_counter() - started < 10
+        # the queue drained: the service accepts again
+        assert httpx.post(f"{url}/v1/classify", json={"texts": ["again"]}, timeout=30).status_code == 200
+        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+        assert 'lmworks_requests_total{endpoint="/v1/classify",status="503"} 5.0' in metrics
+    finally:
+        assert stop_process(proc) == 0
+
+
+@pytest.mark.processes
+def test_metrics_cover_every_worker_process(tiny_model_dir):
+    """With --workers 2 each scrape reports the requests of both processes, whichever one answers it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_process(["serve", str(tiny_model_dir), "--port", str(port), "--workers", "2", "--threads", "1"],
+                         f"{url}/healthz")
+    try:
+        for i in range(40):  # a new connection each: the kernel hands them to either worker
+            with httpx.Client(base_url=url, timeout=30) as client:
+                assert client.post("/v1/classify", json={"texts": [f"text {i}"]}).status_code == 200
+        for _ in range(4):
+            with httpx.Client(base_url=url, timeout=30) as client:
+                text = client.get("/metrics").text
+            assert 'lmworks_requests_total{endpoint="/v1/classify",status="200"} 40.0' in text
+            assert "lmworks_texts_total 40.0" in text
+    finally:
+        assert stop_process(proc) == 0

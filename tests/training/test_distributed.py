@@ -59,3 +59,75 @@ def test_two_processes_match_one(tmp_path, deterministic_encoder):
     assert np.abs(one - two).max() < 1e-3, np.abs(one - two).max()
     # and training did something: the model is far from chance on held-out texts
     assert TextClassifier.load(tmp_path / "two").evaluate(dev_texts, dev_labels)["accuracy"] > 0.8
+
+
+def _node(torchrun: str, port: int, args: list[str], cwd: Path, *, static_rank: int | None = None):
+    """One "machine": its own torchrun, working folder and paths, joining the others over TCP on 127.0.0.1."""
+    import os
+
+    if static_rank is None:  # the c10d rendezvous multi-machine jobs use; ranks are handed out on arrival
+        rdzv = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "lmworks-test"]
+    else:  # the classic form: fixed node ranks and a master address
+        rdzv = ["--node-rank", str(static_rank), "--master-addr", "127.0.0.1", "--master-port", str(port)]
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([torchrun, "--nnodes", "2", "--nproc-per-node", "1", *rdzv, "-m", "lmworks", *args],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _run_nodes(procs) -> list[str]:
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    return outputs
+
+
+@pytest.mark.processes
+def test_two_nodes_match_one_process_and_only_rank_0_writes(tmp_path, deterministic_encoder):
+    from conftest import free_port
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    train = write(tmp_path / "train.jsonl", *make_sentiment(192, seed=1))
+    dev_texts, dev_labels = make_sentiment(48, seed=2)
+    dev = write(tmp_path / "dev.jsonl", dev_texts, dev_labels)
+    common = ["train", str(train), "--eval", str(dev), "--model", str(deterministic_encoder), "--epochs", "2",
+              "--batch-size", "16", "--lr", "3e-3", "--head-lr-multiplier", "1", "--max-length", "32",
+              "--dropout", "0", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0"]
+    single = subprocess.run([sys.executable, "-m", "lmworks", *common, "--output", str(tmp_path / "one")],
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr
+    # Each node names the model directory on its own disk (a relative path in its own folder).
+    port = free_port()
+    nodes = [tmp_path / "node-a", tmp_path / "node-b"]
+    _run_nodes([_node(torchrun, port, [*common, "--output", "model"], cwd) for cwd in nodes])
+    written = [cwd / "model" for cwd in nodes if (cwd / "model").exists()]
+    assert len(written) == 1  # rank 0's node alone wrote the model (and no other node a partial one)
+    one = TextClassifier.load(tmp_path / "one").predict_proba(dev_texts)
+    two = TextClassifier.load(written[0]).predict_proba(dev_texts)
+    assert np.abs(one - two).max() < 1e-3, np.abs(one - two).max()
+
+
+@pytest.mark.processes
+def test_two_nodes_resume_from_rank_0s_checkpoint_alone(tmp_path, deterministic_encoder):
+    """Only rank 0's machine holds the checkpoint; resuming sends it to the other node."""
+    from conftest import free_port
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun not installed")
+    train = write(tmp_path / "train.jsonl", *make_sentiment(128, seed=3))
+    common = ["train", str(train), "--model", str(deterministic_encoder), "--batch-size", "16", "--lr", "3e-3",
+              "--max-length", "32", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0",
+              "--eval-fraction", "0.25", "--output", "model", "--checkpoint-dir", "ckpt", "--keep-checkpoints"]
+    nodes = [tmp_path / "rank0", tmp_path / "rank1"]
+    _run_nodes([_node(torchrun, free_port(), [*common, "--epochs", "1"], cwd, static_rank=r)
+                for r, cwd in enumerate(nodes)])
+    assert (nodes[0] / "ckpt" / "trainer_state.pt").is_file() and not (nodes[1] / "ckpt").exists()
+    shutil.rmtree(nodes[0] / "model")
+    logs = _run_nodes([_node(torchrun, free_port(), [*common, "--epochs", "2", "--resume"], cwd, static_rank=r)
+                       for r, cwd in enumerate(nodes)])
+    assert "resuming at step 6/12" in logs[0]
+    meta = json.loads((nodes[0] / "model" / "lmworks.json").read_text())
+    assert meta["train_info"]["steps"] == 12 and not (nodes[1] / "model").exists()

@@ -52,8 +52,10 @@ def _register_backtest(s) -> None:
     _costs(b)
     b.add_argument("--test-years", type=positive_int, default=5, help="last calendar years tested (default: 5)")
     b.add_argument("--seeds", default="0,1,2", help="training seeds (default: 0,1,2)")
-    b.add_argument("--profiles", default="conservative,moderate,aggressive")
-    b.add_argument("--agents", default="ppo,dqn")
+    b.add_argument("--profiles", default="conservative,moderate,aggressive",
+                   help="risk profiles to train agents for, comma-separated (default: all three)")
+    b.add_argument("--agents", default="ppo,dqn",
+                   help="ppo (continuous weights) and/or dqn (a choice among candidate allocations) (default: both)")
     b.add_argument("--json", metavar="FILE", help="write the results as JSON")
     b.add_argument("--report", metavar="FILE.html|FILE.png", help="equity curves and drawdowns")
     b.set_defaults(run=run_backtest)
@@ -69,7 +71,7 @@ def _register_train(s) -> None:
     t.add_argument("--risk", default="moderate", help="default profile: conservative, moderate or aggressive")
     t.add_argument("--agent", choices=["dqn", "ppo"], default="dqn",
                    help="dqn chooses among allocation rules (its choice is named), ppo sets weights (default: dqn)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     t.add_argument("--output", required=True, metavar="DIR")
     t.set_defaults(run=run_train)
 
@@ -92,8 +94,8 @@ def _register_use(s) -> None:
 
     v = s.add_parser("serve", help="HTTP service: POST /v1/allocate")
     v.add_argument("advisor_dir", metavar="DIR")
-    v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8003)
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    v.add_argument("--port", type=int, default=8003, help="port (default: 8003)")
     v.add_argument("--api-key-env", metavar="VAR", help="require this environment variable's value as X-API-Key")
     v.set_defaults(run=run_serve)
 

@@ -32,6 +32,14 @@ def positive_int(value: str) -> int:
     return number
 
 
+def non_negative_int(value: str) -> int:
+    """Argparse type: an integer >= 0."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
 def add_column_options(parser: argparse.ArgumentParser) -> None:
     """The columns of a multimodal model: images, numbers, categories, or no text at all."""
     group = parser.add_argument_group("multimodal columns")

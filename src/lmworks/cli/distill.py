@@ -33,6 +33,10 @@ def register(sub) -> None:
                    help=f"weight of the true labels' loss; 1 - alpha goes to the teacher (default: {d.alpha:g})")
     k.add_argument("--temperature", type=float, default=d.temperature,
                    help=f"softening temperature of both distributions (default: {d.temperature:g})")
+    k.add_argument("--augment", type=int, default=d.augment, metavar="N",
+                   help="N fragments (word windows) per training text for the teacher to label and the student to "
+                   "learn from: more of the teacher's behaviour to copy, at the cost of teacher predictions and "
+                   f"student steps (default: {d.augment})")
     k.add_argument("--teacher-cache", metavar="DIR", help="where the teacher's probabilities are cached "
                    "(default: $LMWORKS_CACHE/teacher)")
     add_training_arguments(p)
@@ -50,7 +54,7 @@ def _distil(args: argparse.Namespace, student: Any, train: Any, dev: Any, ckpt: 
     from ..errors import ConfigError
 
     config = DistillConfig(alpha=args.alpha, temperature=args.temperature, cache_dir=args.teacher_cache,
-                           teacher_threads=args.num_threads)
+                           teacher_threads=args.num_threads, augment=args.augment)
     unlabeled = read_texts(args.unlabeled, text_column=(args.text_column or ["text"])[0], encoding=args.encoding,
                            delimiter=args.delimiter) if args.unlabeled else []
     LOGGER.info("distilling %s into %s on %d labelled and %d unlabelled texts", args.teacher, args.model,

@@ -20,7 +20,8 @@ def register(sub) -> None:
     )
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("data", metavar="DATA", help=".csv, .jsonl, .parquet, or - for JSONL on stdin")
-    p.add_argument("--output", "-o", required=True, metavar="FILE", help="output file (.csv, .jsonl, .parquet)")
+    p.add_argument("--output", "-o", required=True, metavar="FILE",
+                   help="output file (.csv, .jsonl, .parquet); with --engine ray a folder of Parquet part files")
     p.add_argument("--text-column", action="append", metavar="NAME",
                    help="column holding the text (default: the column the model was trained on); repeatable")
     p.add_argument("--label-separator", default="|", help="joins multi-label predictions in CSV (default: |)")
@@ -29,6 +30,18 @@ def register(sub) -> None:
     add_column_options(p)
     p.add_argument("--chunk-size", type=positive_int, default=10_000, help="rows per chunk (default: 10000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    r = p.add_argument_group("scale-out (Ray Data)")
+    r.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process, streamed into one file (default); ray: Ray Data actors, each with a "
+                   "model copy, writing Parquet part files into the --output folder. DATA may then be a folder or "
+                   "a glob of part files")
+    r.add_argument("--address", help="Ray cluster to join ('auto' or HOST:PORT; default: a local Ray instance "
+                   "for this call)")
+    r.add_argument("--actors", type=positive_int, default=2, help="Ray actors (model copies) (default: 2)")
+    r.add_argument("--threads-per-actor", type=positive_int,
+                   help="inference threads per actor (default: this machine's CPUs / --actors)")
+    r.add_argument("--keep-order", action="store_true",
+                   help="write rows in input order (slower); otherwise join back on an id column")
     p.set_defaults(run=run)
 
 
@@ -38,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data import detect_format
     from ..inference.files import predict_file
 
+    if args.engine == "ray":
+        return _run_ray(args)
     detect_format(args.output)  # refuse an unknown output type before loading the model
     clf = TextClassifier.load(args.model_dir)
     rows = predict_file(
@@ -46,4 +61,17 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     LOGGER.info("wrote %d rows to %s", rows, args.output)
+    return 0
+
+
+def _run_ray(args: argparse.Namespace) -> int:
+    from ..integrations.ray_data import RayConfig, predict_ray
+    from ..model_dir import read_meta
+
+    config = RayConfig(address=args.address, actors=args.actors, threads_per_actor=args.threads_per_actor,
+                       batch_size=args.chunk_size, preserve_order=args.keep_order, progress=not args.quiet)
+    rows = predict_ray(args.model_dir, args.data, args.output, inputs=model_inputs(args, read_meta(args.model_dir)),
+                       config=config, encoding=args.encoding, delimiter=args.delimiter,
+                       label_separator=args.label_separator)
+    LOGGER.info("wrote %d rows to %s (Parquet part files)", rows, args.output)
     return 0

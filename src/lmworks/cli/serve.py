@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import positive_int
+from .common import non_negative_int, positive_int
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -38,6 +38,9 @@ def register(sub) -> None:
                    help=f"how long a request may wait to share a micro-batch (default: {d.max_wait_ms})")
     p.add_argument("--max-batch-tokens", type=positive_int, default=d.max_batch_tokens,
                    help=f"token budget of one micro-batch (default: {d.max_batch_tokens})")
+    p.add_argument("--max-queue", type=non_negative_int, default=d.max_queue, metavar="TEXTS",
+                   help="texts that may wait for the model; beyond it requests are answered 503 with Retry-After "
+                   f"instead of queueing without bound (default: {d.max_queue}; 0: no bound)")
     p.add_argument("--threads", type=positive_int, help="inference threads per worker (default: CPUs / workers)")
     p.set_defaults(run=run)
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = ServeConfig(max_texts=args.max_texts, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
                          max_wait_ms=args.max_wait_ms, max_batch_tokens=args.max_batch_tokens,
-                         api_key=api_key_from_env(args.api_key_env),
+                         max_queue=args.max_queue or None, api_key=api_key_from_env(args.api_key_env),
                          threads=args.threads or max(1, usable_cpus() // args.workers))
     if args.workers == 1:
         app = build_app(args.model_dir, config)

@@ -40,8 +40,13 @@ class _TruncationTally(logging.Filter):
         return False
 
 
-def _output_frame(chunk: pd.DataFrame, labels: list[str], predicted: list[Any], proba: np.ndarray,
-                  label_column: str, multi_label: bool, separator: str, fmt: str) -> pd.DataFrame:
+def output_frame(chunk: pd.DataFrame, labels: list[str], predicted: list[Any], proba: np.ndarray,
+                 label_column: str, multi_label: bool, separator: str, fmt: str) -> pd.DataFrame:
+    """``chunk``'s columns plus the predicted label and one ``prob_<class>`` column per class.
+
+    An input column already called like the label column is kept as ``<name>_input``;
+    multi-label predictions are joined with ``separator`` in CSV and kept as lists elsewhere.
+    """
     out = chunk.drop(columns=["__line__"], errors="ignore").copy()
     if label_column in out.columns:
         out = out.rename(columns={label_column: f"{label_column}_input"})
@@ -96,7 +101,7 @@ def predict_file(
             writer = _Writer(fh, fmt)
             for chunk in iter_chunks(data, chunk_size=chunk_size, encoding=encoding, delimiter=delimiter):
                 proba = classifier.predict_proba(inputs.from_frame(data, chunk))
-                frame = _output_frame(
+                frame = output_frame(
                     chunk, classifier.labels_, classifier.decide(proba), proba,
                     label_column, classifier.config.multi_label, label_separator, fmt,
                 )

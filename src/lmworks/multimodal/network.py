@@ -72,30 +72,39 @@ class FusionNetwork(nn.Module):
         """The text encoder's transformers config, or a stand-in with ``num_labels``."""
         return self._config
 
-    def _drop(self, vector: torch.Tensor) -> torch.Tensor:
-        """Modality dropout: zero this modality's vector for a random share of the rows (training only)."""
-        if not self.training or self.shape.modality_dropout <= 0:
-            return vector
-        keep = torch.rand(vector.shape[0], 1) >= self.shape.modality_dropout
+    def _gate(self, vector: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Zero this modality's vector where the row lacks it, and (training only) for a random share of rows.
+
+        A missing modality and a dropped one reach the MLP as the same zero vector, so
+        modality dropout is exactly what teaches the model to answer without that input.
+        """
+        keep = torch.ones(vector.shape[0], 1, dtype=vector.dtype) if present is None else present[:, None]
+        if self.training and self.shape.modality_dropout > 0:
+            keep = keep * (torch.rand(vector.shape[0], 1) >= self.shape.modality_dropout)
         return vector * keep
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits from the batch's tensors, whichever the network reads.
 
-        ``input_ids``/``attention_mask`` (text), ``images`` ``(B, columns, 1281)``, ``numeric``
-        ``(B, 2k)``, ``categories`` ``(B, c)``.
+        ``input_ids``/``attention_mask`` (text), ``images`` ``(B, columns, 1281)`` (the last
+        feature flags a missing image), ``numeric`` ``(B, 2k)`` (values, then missing flags),
+        ``categories`` ``(B, c)`` (0 = unseen or missing).
         """
         vectors = []
         if self.encoder is not None:
             hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            vectors.append(self._drop(mean_pool(hidden.last_hidden_state, batch["attention_mask"])))
+            vectors.append(self._gate(mean_pool(hidden.last_hidden_state, batch["attention_mask"])))
         if "image" in self.head:
-            projected = torch.relu(self.head["image"](batch["images"]))
-            vectors.extend(self._drop(projected[:, i]) for i in range(projected.shape[1]))
+            images = batch["images"]
+            projected = torch.relu(self.head["image"](images))
+            vectors.extend(self._gate(projected[:, i], 1 - images[:, i, -1]) for i in range(projected.shape[1]))
         if "numeric" in self.head:
-            vectors.append(self._drop(torch.relu(self.head["numeric"](batch["numeric"]))))
+            numeric = batch["numeric"]
+            all_missing = numeric[:, numeric.shape[1] // 2:].prod(dim=1)
+            vectors.append(self._gate(torch.relu(self.head["numeric"](numeric)), 1 - all_missing))
         if "categories" in self.head:
             tables: Any = self.head["categories"]
-            embedded = [emb(batch["categories"][:, i]) for i, emb in enumerate(tables)]
-            vectors.append(self._drop(torch.cat(embedded, dim=1)))
+            codes = batch["categories"]
+            embedded = torch.cat([emb(codes[:, i]) for i, emb in enumerate(tables)], dim=1)
+            vectors.append(self._gate(embedded, (codes > 0).any(dim=1).to(embedded.dtype)))
         return self.head["mlp"](torch.cat(vectors, dim=1))

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ..predictor import Predictor
-from .batcher import MicroBatcher
+from .batcher import MicroBatcher, Overloaded
 from .common import ApiError, base_app
 from .metrics import ServerMetrics
 
@@ -46,6 +46,10 @@ class ServeConfig:
         workers, give each its share).
     max_image_bytes:
         Size of one image of a multimodal model's request (413 beyond).
+    max_queue:
+        Texts that may wait for the model; a request beyond it is answered 503 with
+        ``Retry-After`` at once (load shedding). The default equals ``max_texts``: one
+        full request may always wait. ``None``: no bound (latency grows with overload).
     """
 
     max_texts: int = 256
@@ -56,6 +60,7 @@ class ServeConfig:
     api_key: str | None = None
     threads: int | None = None
     max_image_bytes: int = 5 << 20
+    max_queue: int | None = 256
 
 
 class ClassifyRequest(BaseModel):
@@ -97,7 +102,8 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         return results
 
     batcher = MicroBatcher(infer, max_wait_ms=config.max_wait_ms, max_batch_tokens=config.max_batch_tokens,
-                           max_tokens_per_text=predictor.max_length, on_batch=metrics.observe_batch)
+                           max_tokens_per_text=predictor.max_length, on_batch=metrics.observe_batch,
+                           max_queue=config.max_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -137,7 +143,8 @@ def _add_texts_route(app: FastAPI, predictor: Predictor, config: ServeConfig, ba
         "/v1/classify", response_model=ClassifyResponse, summary="classify texts",
         responses={401: {"description": "missing or wrong API key"},
                    413: {"description": "too many texts, a text too long, or body too large"},
-                   422: {"description": "malformed JSON, wrong types, empty list or empty text"}},
+                   422: {"description": "malformed JSON, wrong types, empty list or empty text"},
+                   503: {"description": "overloaded: the queue is full; retry after the Retry-After seconds"}},
     )
     async def classify(request: ClassifyRequest) -> dict[str, Any]:
         texts = request.texts
@@ -149,5 +156,8 @@ def _add_texts_route(app: FastAPI, predictor: Predictor, config: ServeConfig, ba
                                f"texts[{i}] has {len(text)} characters, at most {config.max_chars}")
             if not text.strip():
                 raise ApiError(422, "empty_text", f"texts[{i}] is empty")
-        results = await batcher.submit(texts, predictor.token_counts(texts))
+        try:
+            results = await batcher.submit(texts, predictor.token_counts(texts))
+        except Overloaded as err:
+            raise ApiError(503, "overloaded", str(err), headers={"Retry-After": str(err.retry_after)}) from None
         return {"model": predictor.name, "predictions": results}

@@ -9,16 +9,31 @@ than ``max_batch_tokens`` tokens (each text counted up to the model's
 ``max_length``), so a request full of long texts is run on its own instead of
 delaying short ones behind it. The model runs in one worker thread, which keeps
 the event loop free to accept and parse requests.
+
+Past the throughput the model can sustain, a queue only converts overload into
+latency without bound. With ``max_queue`` set, a request that would take the number
+of waiting texts past it is refused at once (:class:`Overloaded`, answered 503 with
+``Retry-After``), so the requests that are accepted keep their latency and a client
+or load balancer can retry elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class Overloaded(Exception):
+    """The queue is full: the request was not accepted (``retry_after`` seconds is a fair wait)."""
+
+    def __init__(self, queued: int, limit: int, retry_after: int) -> None:
+        super().__init__(f"{queued} texts are waiting, the limit is {limit}; retry in {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -50,6 +65,9 @@ class MicroBatcher:
         Tokens a text counts for at most (the model truncates at ``max_length``).
     on_batch:
         Called with ``(n_texts, n_tokens, seconds)`` after every batch (metrics).
+    max_queue:
+        Texts that may wait for the model (``None``: no bound); beyond it ``submit``
+        raises :class:`Overloaded`.
     """
 
     def __init__(
@@ -60,12 +78,16 @@ class MicroBatcher:
         max_batch_tokens: int = 8192,
         max_tokens_per_text: int | None = None,
         on_batch: Callable[[int, int, float], None] | None = None,
+        max_queue: int | None = None,
     ) -> None:
         self.infer = infer
         self.max_wait = max_wait_ms / 1000.0
         self.max_batch_tokens = max_batch_tokens
         self.max_tokens_per_text = max_tokens_per_text
         self.on_batch = on_batch
+        self.max_queue = max_queue
+        self.queued = 0  # texts accepted and not yet handed to the model
+        self._rate = 0.0  # texts/s of recent batches, for Retry-After
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmworks-model")
         self._task: asyncio.Task | None = None
@@ -90,6 +112,10 @@ class MicroBatcher:
         """Queue one request's texts; resolve with one result per text, in order."""
         if self._task is None or self._task.done() or self._stopping:
             raise RuntimeError("the batcher is not running")
+        if self.max_queue is not None and self.queued and self.queued + len(texts) > self.max_queue:
+            wait = self.queued / self._rate if self._rate > 0 else 1.0
+            raise Overloaded(self.queued, self.max_queue, max(1, math.ceil(wait)))
+        self.queued += len(texts)
         future = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(list(texts), list(token_counts), future, cap=self.max_tokens_per_text))
         return await future
@@ -134,6 +160,7 @@ class MicroBatcher:
     async def _run(self, batch: list[_Pending]) -> None:
         self._last_shared = len(batch) > 1
         texts = [t for p in batch for t in p.texts]
+        self.queued -= len(texts)
         tokens = [n for p in batch for n in p.tokens]
         started = time.perf_counter()
         try:
@@ -143,8 +170,11 @@ class MicroBatcher:
                 if not p.future.done():
                     p.future.set_exception(err)
             return
+        seconds = time.perf_counter() - started
+        self._rate = 0.8 * self._rate + 0.2 * len(texts) / max(seconds, 1e-6) if self._rate else len(texts) / max(
+            seconds, 1e-6)
         if self.on_batch is not None:
-            self.on_batch(len(texts), sum(p.cost for p in batch), time.perf_counter() - started)
+            self.on_batch(len(texts), sum(p.cost for p in batch), seconds)
         offset = 0
         for p in batch:
             if not p.future.done():  # the client may have gone away

@@ -1,8 +1,24 @@
-"""Prometheus metrics of one server process (its own registry, so tests can start many)."""
+"""Prometheus metrics of a server (its own registry, so tests can start many in one process).
+
+With several worker processes (``--workers N``), each process counts only what it
+answered, and a scrape reaches one of them at random. :func:`multiprocess_dir`
+therefore puts prometheus_client in its multiprocess mode before the workers start:
+every process writes its samples to files in a shared folder, and whichever worker
+answers ``/metrics`` reports the sum over all of them.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+#: The variable prometheus_client reads (at import) to write samples for aggregation.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -37,5 +53,27 @@ class ServerMetrics:
         self.batch_seconds.observe(seconds)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
+        """The Prometheus text exposition (summed over every worker process in multiprocess mode)."""
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+@contextmanager
+def multiprocess_dir() -> Iterator[str]:
+    """A fresh folder for worker processes' samples, named in the environment they inherit; removed after."""
+    folder = tempfile.mkdtemp(prefix="lmworks-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(folder, ignore_errors=True)

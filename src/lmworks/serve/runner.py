@@ -43,10 +43,13 @@ def run_workers(factory: Callable[[], Any], *, host: str, port: int, workers: in
 
     ``factory`` must be picklable (a module-level function, or ``functools.partial`` of one
     with picklable arguments such as a config dataclass): worker processes are spawned,
-    not forked, and receive it through uvicorn's process supervisor.
+    not forked, and receive it through uvicorn's process supervisor. Their Prometheus
+    metrics are aggregated across processes (:func:`.metrics.multiprocess_dir`).
     """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
+
+    from .metrics import multiprocess_dir
 
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
@@ -55,7 +58,8 @@ def run_workers(factory: Callable[[], Any], *, host: str, port: int, workers: in
                             timeout_graceful_shutdown=GRACEFUL_SECONDS)
     sock = config.bind_socket()
     try:
-        Multiprocess(config, sockets=[sock]).run()
+        with multiprocess_dir():
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..atomic import atomic_file
 from ..errors import ConfigError
-from ..runtime import deferred_interrupt
+from ..runtime import deferred_interrupt, distributed
 from .config import TrainConfig
 
 STATE_FILE = "trainer_state.pt"
@@ -71,13 +71,10 @@ def load_checkpoint(path: Path | None, *, config: TrainConfig, network: nn.Modul
 
     Raises :class:`ConfigError` for a missing or unreadable checkpoint, or one whose
     settings (other than :data:`RESUMABLE_CHANGES`) or data differ from ``config``'s.
+    Under ``torchrun`` only rank 0 reads the file (only rank 0 writes it, and on several
+    machines the others have no copy) and sends its content to every rank.
     """
-    if path is None or not path.is_file():
-        raise ConfigError(f"--resume: no checkpoint at {path}")
-    try:
-        payload = torch.load(path, weights_only=False, map_location="cpu")
-    except Exception as err:  # torch raises many types for a truncated file
-        raise ConfigError(f"--resume: checkpoint {path} is unreadable ({err})") from None
+    payload = _shared_payload(path)
     _check_same_run(payload["config"], config)
     network.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
@@ -101,3 +98,32 @@ def _check_same_run(saved_config: dict[str, Any], config: TrainConfig) -> None:
             f"--resume: settings differ from the checkpointed run ({', '.join(changed)}); "
             "resume with the same settings or start a new run"
         )
+
+
+def _read_payload(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {path}")
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as err:  # torch raises many types for a truncated file
+        raise ConfigError(f"--resume: checkpoint {path} is unreadable ({err})") from None
+
+
+def _shared_payload(path: Path | None) -> dict[str, Any]:
+    """The checkpoint as rank 0 read it, on every rank; rank 0's error, if any, raised on every rank."""
+    rank, world = distributed()
+    if world == 1:
+        return _read_payload(path)
+    import torch.distributed as dist
+
+    box: list[Any] = [None]
+    if rank == 0:
+        try:
+            box = [("ok", _read_payload(path))]
+        except ConfigError as err:
+            box = [("error", str(err))]
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise ConfigError(value)
+    return value

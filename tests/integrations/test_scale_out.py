@@ -1,0 +1,163 @@
+"""Batch scoring on Ray Data and Spark, run on local instances: same answers as the local Predictor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_sentiment
+
+pytestmark = pytest.mark.processes
+
+
+def parts(folder: Path, n: int, seed: int, n_parts: int = 2) -> pd.DataFrame:
+    """``n`` rows with an ``id`` column, written as ``n_parts`` CSV part files in ``folder``."""
+    texts, labels = make_sentiment(n, seed=seed)
+    frame = pd.DataFrame({"id": range(n), "text": texts, "label": labels})
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, rows in enumerate(np.array_split(np.arange(n), n_parts)):
+        frame.iloc[rows].to_csv(folder / f"part-{i}.csv", index=False)
+    return frame
+
+
+def read_output(folder: Path) -> pd.DataFrame:
+    files = sorted(folder.glob("*.parquet"))
+    assert files, f"no part files in {folder}"
+    return pd.concat([pd.read_parquet(f) for f in files]).astype({"id": int}).sort_values("id")
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_output_equals_local_predict_row_for_row(ray_instance, tiny_model_dir, tmp_path):
+    from lmworks.cli import main
+
+    frame = parts(tmp_path / "in", 300, seed=81, n_parts=3)
+    assert main(["predict", str(tiny_model_dir), str(tmp_path / "in"), "--engine", "ray", "--actors", "2",
+                 "--threads-per-actor", "1", "--chunk-size", "64", "--output", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    frame.to_csv(tmp_path / "all.csv", index=False)
+    assert main(["predict", str(tiny_model_dir), str(tmp_path / "all.csv"), "--output", str(tmp_path / "local.csv"),
+                 "--quiet"]) == 0
+    ray_out, local = read_output(tmp_path / "out"), pd.read_csv(tmp_path / "local.csv")
+    assert list(ray_out["id"]) == list(range(300))  # every row once
+    assert list(ray_out["label"]) == list(local["label"]) and list(ray_out["label_input"]) == list(frame["label"])
+    np.testing.assert_allclose(ray_out["prob_pos"], local["prob_pos"], atol=1e-5)
+    assert not list(tmp_path.glob(".out.tmp-*"))  # the staging folder is gone
+
+
+def test_ray_scores_a_multi_label_tfidf_model_from_jsonl_parts(ray_instance, tmp_path):
+    from lmworks import TextClassifier
+    from lmworks.inference.inputs import ModelInputs
+    from lmworks.integrations.ray_data import RayConfig, predict_ray
+
+    texts = [f"{a} {b} item {i}" for i in range(60) for a, b in [("red", "round"), ("blue", "square")]]
+    labels = [["red", "round"] if "red" in t else ["blue", "square"] for t in texts]
+    model = TextClassifier("tfidf", multi_label=True).fit(texts, labels, progress=False).save(tmp_path / "m")
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        pd.DataFrame({"id": range(i * 60, i * 60 + 60), "text": texts[i * 60:(i + 1) * 60]}).to_json(
+            tmp_path / "in" / f"p{i}.jsonl", orient="records", lines=True)
+    rows = predict_ray(model, tmp_path / "in" / "*.jsonl", tmp_path / "out", inputs=ModelInputs(),
+                       config=RayConfig(actors=2, threads_per_actor=1, batch_size=16, progress=False))
+    out = read_output(tmp_path / "out")
+    assert rows == 120 and list(out["id"]) == list(range(120))
+    assert [sorted(x) for x in out["label"]] == [sorted(y) for y in labels]
+
+
+def _actor_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"MapWorker(MapBatches(PredictorActor))" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_killed_ray_actor_still_yields_complete_correct_output(ray_instance, tiny_model_dir, tmp_path):
+    from lmworks.inference.inputs import ModelInputs
+    from lmworks.integrations.ray_data import RayConfig, predict_ray
+
+    frame = parts(tmp_path / "in", 1200, seed=82, n_parts=4)
+    killed: list[int] = []
+
+    def kill_one_actor_mid_job() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            staged = [p for p in tmp_path.glob(".out.tmp-*/*.parquet")]
+            pids = _actor_pids()
+            if staged and pids:  # output has started and actors are at work
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_actor_mid_job, daemon=True)
+    killer.start()
+    rows = predict_ray(tiny_model_dir, tmp_path / "in", tmp_path / "out", inputs=ModelInputs(),
+                       config=RayConfig(actors=2, threads_per_actor=1, batch_size=8, progress=False))
+    killer.join(5)
+    assert killed, "no actor was killed (the job ended first?)"
+    out = read_output(tmp_path / "out")
+    assert rows == 1200 and list(out["id"]) == list(range(1200))  # none lost, none twice
+    from lmworks import TextClassifier
+
+    expected = TextClassifier.load(tiny_model_dir).predict_proba(list(frame["text"]))
+    np.testing.assert_allclose(out["prob_pos"].to_numpy(), expected[:, 1], atol=1e-5)
+
+
+def test_spark_udf_equals_the_predictor(tiny_model_dir):
+    pytest.importorskip("pyspark")
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs a Java runtime (Debian openjdk-17-jre-headless; scripts/system-deps.sh)")
+    from pyspark.sql import SparkSession
+
+    import lmworks
+    from lmworks.integrations.spark import classify_udf
+
+    texts, _ = make_sentiment(90, seed=83)
+    spark = (SparkSession.builder.master("local[2]").appName("lmworks-test")
+             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    try:
+        df = spark.createDataFrame(pd.DataFrame({"id": range(90), "text": texts})).repartition(3)
+        scored = df.withColumn("pred", classify_udf(tiny_model_dir, batch_size=16)("text")).select("id", "pred.*")
+        rows = scored.toPandas().sort_values("id")
+    finally:
+        spark.stop()
+    predictor = lmworks.load(tiny_model_dir)
+    assert list(rows["id"]) == list(range(90))
+    assert list(rows["label"]) == predictor.predict(texts)
+    np.testing.assert_allclose(rows[["prob_neg", "prob_pos"]].to_numpy(), predictor.predict_proba(texts), atol=1e-5)
+
+
+def test_ray_bad_row_names_file_and_field_and_writes_nothing(ray_instance, tiny_model_dir, tmp_path):
+    from lmworks.errors import DataError
+    from lmworks.integrations.ray_data import RayConfig, predict_ray
+    from lmworks.inference.inputs import ModelInputs
+
+    frame = parts(tmp_path / "in", 40, seed=84, n_parts=2)
+    broken = pd.read_csv(tmp_path / "in" / "part-1.csv")
+    broken.loc[3, "text"] = "   "
+    broken.to_csv(tmp_path / "in" / "part-1.csv", index=False)
+    with pytest.raises(DataError, match=r"part-1\.csv: the row with id='23', .*column 'text' is empty"):
+        predict_ray(tiny_model_dir, tmp_path / "in", tmp_path / "out", inputs=ModelInputs(),
+                    config=RayConfig(actors=1, threads_per_actor=1, progress=False))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+    assert len(frame) == 40
