@@ -45,11 +45,12 @@ def ensure_model(model_dir: Path, data, threads: int) -> None:
     clf.save(model_dir)
 
 
-def ensure_export(model_dir: Path, out: Path, quantize: str | None) -> None:
+def ensure_export(model_dir: Path, out: Path, quantize: str | None, dev=None) -> None:
+    """Export as a user would: int8 with the dev split, so the export chooses which layers stay fp32."""
     from lmworks.export import ExportOptions, export_onnx
 
     if not (out / "lmworks.json").is_file():
-        export_onnx(model_dir, out, ExportOptions(quantize=quantize))
+        export_onnx(model_dir, out, ExportOptions(quantize=quantize), eval_data=dev if quantize else None)
 
 
 def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 30) -> float:
@@ -112,7 +113,7 @@ def main() -> None:
     fp32_dir = args.model_dir.with_name(args.model_dir.name + "-onnx-fp32")
     int8_dir = args.model_dir.with_name(args.model_dir.name + "-onnx-int8")
     ensure_export(args.model_dir, fp32_dir, None)
-    ensure_export(args.model_dir, int8_dir, "int8")
+    ensure_export(args.model_dir, int8_dir, "int8", data["dev"])
 
     texts = (list(data["test"].texts) + list(data["dev"].texts))[: args.n]
     n_test = min(len(data["test"].texts), len(texts))

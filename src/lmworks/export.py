@@ -93,16 +93,7 @@ def export_onnx(
 
     options = options or ExportOptions()
     model_dir, output = Path(model_dir), Path(output)
-    meta = read_meta(model_dir)
-    if meta.get("backend") == "multimodal":
-        raise ConfigError(f"{model_dir}: multimodal models are not exported to ONNX: their cost is reading and "
-                          "encoding images (the frozen backbone's features are cached), not the fusion layers, "
-                          "which ONNX Runtime would not speed up; serve the model directory itself")
-    if meta.get("backend") != "transformer":
-        raise ConfigError(
-            f"{model_dir}: backend {meta.get('backend')!r} cannot be exported to ONNX "
-            "(only fine-tuned encoders; TF-IDF models are already fast)"
-        )
+    meta = _exportable_meta(model_dir)
     require_onnxruntime()
     check_output_dir(output)
     source = TextClassifier.load(model_dir)
@@ -126,27 +117,53 @@ def export_onnx(
             "inputs": ["input_ids", "attention_mask"], "outputs": ["logits"],
         }
         new_meta["export_check"] = report
-        searching = options.quantize == "int8" and options.search and eval_data is not None \
-            and options.keep_fp32 is None
-        kept = list(options.keep_fp32) if options.keep_fp32 is not None else default_keep_fp32(tmp / FP32_FILE)
-        if searching:
-            assert eval_data is not None
-            shutil.copy2(tmp / FP32_FILE, tmp / ONNX_FILE)  # a loadable directory for the search
-            write_meta(tmp, new_meta)
-            kept, report["int8_search"] = _search(source, TextClassifier.load(tmp), eval_data, tmp, options)
-        elif options.quantize == "int8":
-            quantize_int8(tmp / FP32_FILE, tmp / ONNX_FILE, exclude=kept)
-        if options.quantize == "int8" and (tmp / FP32_FILE).exists():
-            (tmp / FP32_FILE).unlink()
-        elif (tmp / FP32_FILE).exists():
-            (tmp / FP32_FILE).replace(tmp / ONNX_FILE)
-        new_meta["onnx"]["kept_fp32"] = kept
+        new_meta["onnx"]["kept_fp32"] = _finish_graph(source, tmp, new_meta, report, options, eval_data)
         _rewrite_meta(tmp, new_meta)
         if eval_data is not None:
             # the comparison needs the exported directory loadable, then joins the report
             report.update(_compare(source, TextClassifier.load(tmp), eval_data, options.max_accuracy_drop))
             _rewrite_meta(tmp, new_meta)
     return report
+
+
+def _exportable_meta(model_dir: Path) -> dict[str, Any]:
+    """The model directory's metadata, or a clear error when its kind has no ONNX export."""
+    meta = read_meta(model_dir)
+    if meta.get("backend") == "multimodal":
+        raise ConfigError(f"{model_dir}: multimodal models are not exported to ONNX: their cost is reading and "
+                          "encoding images (the frozen backbone's features are cached), not the fusion layers, "
+                          "which ONNX Runtime would not speed up; serve the model directory itself")
+    if meta.get("backend") != "transformer":
+        raise ConfigError(
+            f"{model_dir}: backend {meta.get('backend')!r} cannot be exported to ONNX "
+            "(only fine-tuned encoders; TF-IDF models are already fast)"
+        )
+    return meta
+
+
+def _finish_graph(source: Any, tmp: Path, new_meta: dict[str, Any], report: dict[str, Any],
+                  options: ExportOptions, eval_data: TextDataset | None) -> list[str]:
+    """Turn ``model.fp32.onnx`` into the final ``model.onnx`` (int8: searched or with a fixed fp32 list).
+
+    Returns the node names left in fp32; the search's record joins ``report``.
+    """
+    from .classifier import TextClassifier
+
+    searching = options.quantize == "int8" and options.search and eval_data is not None \
+        and options.keep_fp32 is None
+    kept = list(options.keep_fp32) if options.keep_fp32 is not None else default_keep_fp32(tmp / FP32_FILE)
+    if searching:
+        assert eval_data is not None
+        shutil.copy2(tmp / FP32_FILE, tmp / ONNX_FILE)  # a loadable directory for the search
+        write_meta(tmp, new_meta)
+        kept, report["int8_search"] = _search(source, TextClassifier.load(tmp), eval_data, tmp, options)
+    elif options.quantize == "int8":
+        quantize_int8(tmp / FP32_FILE, tmp / ONNX_FILE, exclude=kept)
+    if options.quantize == "int8" and (tmp / FP32_FILE).exists():
+        (tmp / FP32_FILE).unlink()
+    elif (tmp / FP32_FILE).exists():
+        (tmp / FP32_FILE).replace(tmp / ONNX_FILE)
+    return kept
 
 
 def _rewrite_meta(tmp: Path, meta: dict[str, Any]) -> None:

@@ -77,15 +77,17 @@ def test_ray_scores_a_multi_label_tfidf_model_from_jsonl_parts(ray_instance, tmp
     assert [sorted(x) for x in out["label"]] == [sorted(y) for y in labels]
 
 
-def _actor_pids() -> list[int]:
+def _busy_actor_pids() -> list[int]:
+    """Ray actors of the scoring pool now running a batch (Ray shows the method in the process title)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"MapWorker(MapBatches(PredictorActor))" in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
+                title = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
+            if b"MapBatches(PredictorActor)" in title and b".submit" in title:
+                pids.append(int(entry.name))
     return pids
 
 
@@ -93,15 +95,14 @@ def test_a_killed_ray_actor_still_yields_complete_correct_output(ray_instance, t
     from lmworks.inference.inputs import ModelInputs
     from lmworks.integrations.ray_data import RayConfig, predict_ray
 
-    frame = parts(tmp_path / "in", 1200, seed=82, n_parts=4)
+    frame = parts(tmp_path / "in", 2400, seed=82, n_parts=4)
     killed: list[int] = []
 
     def kill_one_actor_mid_job() -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            staged = [p for p in tmp_path.glob(".out.tmp-*/*.parquet")]
-            pids = _actor_pids()
-            if staged and pids:  # output has started and actors are at work
+            pids = _busy_actor_pids()
+            if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(pids[0])
                 return
@@ -121,18 +122,21 @@ def test_a_killed_ray_actor_still_yields_complete_correct_output(ray_instance, t
     np.testing.assert_allclose(out["prob_pos"].to_numpy(), expected[:, 1], atol=1e-5)
 
 
-def test_spark_udf_equals_the_predictor(tiny_model_dir):
+def test_spark_udf_equals_the_predictor(tiny_model_dir, monkeypatch):
     pytest.importorskip("pyspark")
     import shutil
+    import sys
 
     if shutil.which("java") is None:
         pytest.skip("Spark needs a Java runtime (Debian openjdk-17-jre-headless; scripts/system-deps.sh)")
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # the executors' Python: this one, with lmworks
     from pyspark.sql import SparkSession
 
     import lmworks
     from lmworks.integrations.spark import classify_udf
 
     texts, _ = make_sentiment(90, seed=83)
+    sigint = signal.getsignal(signal.SIGINT)  # SparkContext installs its own Ctrl-C handler
     spark = (SparkSession.builder.master("local[2]").appName("lmworks-test")
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
     try:
@@ -141,6 +145,7 @@ def test_spark_udf_equals_the_predictor(tiny_model_dir):
         rows = scored.toPandas().sort_values("id")
     finally:
         spark.stop()
+        signal.signal(signal.SIGINT, sigint)
     predictor = lmworks.load(tiny_model_dir)
     assert list(rows["id"]) == list(range(90))
     assert list(rows["label"]) == predictor.predict(texts)

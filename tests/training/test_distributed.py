@@ -76,7 +76,12 @@ def _node(torchrun: str, port: int, args: list[str], cwd: Path, *, static_rank: 
 
 
 def _run_nodes(procs) -> list[str]:
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:  # a hung node must not outlive the test
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
     return outputs
@@ -122,11 +127,13 @@ def test_two_nodes_resume_from_rank_0s_checkpoint_alone(tmp_path, deterministic_
               "--max-length", "32", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0",
               "--eval-fraction", "0.25", "--output", "model", "--checkpoint-dir", "ckpt", "--keep-checkpoints"]
     nodes = [tmp_path / "rank0", tmp_path / "rank1"]
-    _run_nodes([_node(torchrun, free_port(), [*common, "--epochs", "1"], cwd, static_rank=r)
+    port = free_port()  # one master address for both machines
+    _run_nodes([_node(torchrun, port, [*common, "--epochs", "1"], cwd, static_rank=r)
                 for r, cwd in enumerate(nodes)])
     assert (nodes[0] / "ckpt" / "trainer_state.pt").is_file() and not (nodes[1] / "ckpt").exists()
     shutil.rmtree(nodes[0] / "model")
-    logs = _run_nodes([_node(torchrun, free_port(), [*common, "--epochs", "2", "--resume"], cwd, static_rank=r)
+    port = free_port()
+    logs = _run_nodes([_node(torchrun, port, [*common, "--epochs", "2", "--resume"], cwd, static_rank=r)
                        for r, cwd in enumerate(nodes)])
     assert "resuming at step 6/12" in logs[0]
     meta = json.loads((nodes[0] / "model" / "lmworks.json").read_text())
