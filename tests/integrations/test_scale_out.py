@@ -95,7 +95,8 @@ def test_a_killed_ray_actor_still_yields_complete_correct_output(ray_instance, t
     from lmworks.inference.inputs import ModelInputs
     from lmworks.integrations.ray_data import RayConfig, predict_ray
 
-    frame = parts(tmp_path / "in", 2400, seed=82, n_parts=4)
+    n = 2400
+    frame = parts(tmp_path / "in", n, seed=82, n_parts=4)
     killed: list[int] = []
 
     def kill_one_actor_mid_job() -> None:
@@ -115,7 +116,7 @@ def test_a_killed_ray_actor_still_yields_complete_correct_output(ray_instance, t
     killer.join(5)
     assert killed, "no actor was killed (the job ended first?)"
     out = read_output(tmp_path / "out")
-    assert rows == 1200 and list(out["id"]) == list(range(1200))  # none lost, none twice
+    assert rows == n and list(out["id"]) == list(range(n))  # none lost, none twice
     from lmworks import TextClassifier
 
     expected = TextClassifier.load(tiny_model_dir).predict_proba(list(frame["text"]))
