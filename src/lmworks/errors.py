@@ -50,3 +50,16 @@ def check_rules(obj: Any, rules: Sequence[Rule]) -> None:
     for test, message in rules:
         if not test(obj):
             raise ConfigError(message.format(**vars(obj)))
+
+
+def check_known_fields(cls: Any, data: Any, what: str) -> None:
+    """Raise :class:`ConfigError` naming the keys of ``data`` that are not fields of dataclass ``cls``.
+
+    Configs read back from ``lmworks.json`` or a user's file go through this, so a typo
+    or an option from another version is an error rather than silently dropped.
+    """
+    import dataclasses
+
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s): {', '.join(unknown)}")

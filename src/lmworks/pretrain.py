@@ -24,7 +24,6 @@ clipping and progress bar as fine-tuning.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_dir
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, check_known_fields
 from .model_dir import check_output_dir
 from .models import resolve_encoder
 from .runtime import quiet_transformers, seed_everything, torch_threads
@@ -100,9 +99,7 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown pretraining option(s): {', '.join(unknown)}")
+        check_known_fields(cls, data, "pretraining")
         return cls(**data)
 
     def engine_config(self) -> TrainConfig:

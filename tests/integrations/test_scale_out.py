@@ -155,8 +155,8 @@ def test_spark_udf_equals_the_predictor(tiny_model_dir, monkeypatch):
 
 def test_ray_bad_row_names_file_and_field_and_writes_nothing(ray_instance, tiny_model_dir, tmp_path):
     from lmworks.errors import DataError
-    from lmworks.integrations.ray_data import RayConfig, predict_ray
     from lmworks.inference.inputs import ModelInputs
+    from lmworks.integrations.ray_data import RayConfig, predict_ray
 
     frame = parts(tmp_path / "in", 40, seed=84, n_parts=2)
     broken = pd.read_csv(tmp_path / "in" / "part-1.csv")

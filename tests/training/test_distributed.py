@@ -36,20 +36,31 @@ def write(path: Path, texts, labels) -> Path:
     return path
 
 
-@pytest.mark.processes
-def test_two_processes_match_one(tmp_path, deterministic_encoder):
+def _torchrun() -> str:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun not installed")
+    return torchrun
+
+
+def _single_process_run(tmp_path: Path, encoder: Path) -> tuple[list[str], list[str], list[str]]:
+    """Train once in one process into ``tmp_path/one``; return the shared CLI arguments and the dev set."""
     train = write(tmp_path / "train.jsonl", *make_sentiment(192, seed=1))
     dev_texts, dev_labels = make_sentiment(48, seed=2)
     dev = write(tmp_path / "dev.jsonl", dev_texts, dev_labels)
-    common = ["train", str(train), "--eval", str(dev), "--model", str(deterministic_encoder), "--epochs", "2",
+    common = ["train", str(train), "--eval", str(dev), "--model", str(encoder), "--epochs", "2",
               "--batch-size", "16", "--lr", "3e-3", "--head-lr-multiplier", "1", "--max-length", "32",
               "--dropout", "0", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0"]
     single = subprocess.run([sys.executable, "-m", "lmworks", *common, "--output", str(tmp_path / "one")],
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr
+    return common, dev_texts, dev_labels
+
+
+@pytest.mark.processes
+def test_two_processes_match_one(tmp_path, deterministic_encoder):
+    torchrun = _torchrun()
+    common, dev_texts, dev_labels = _single_process_run(tmp_path, deterministic_encoder)
     multi = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "lmworks", *common,
                             "--output", str(tmp_path / "two")], capture_output=True, text=True, timeout=600)
     assert multi.returncode == 0, multi.stderr[-3000:]
@@ -91,18 +102,8 @@ def _run_nodes(procs) -> list[str]:
 def test_two_nodes_match_one_process_and_only_rank_0_writes(tmp_path, deterministic_encoder):
     from conftest import free_port
 
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    if torchrun is None:
-        pytest.skip("torchrun not installed")
-    train = write(tmp_path / "train.jsonl", *make_sentiment(192, seed=1))
-    dev_texts, dev_labels = make_sentiment(48, seed=2)
-    dev = write(tmp_path / "dev.jsonl", dev_texts, dev_labels)
-    common = ["train", str(train), "--eval", str(dev), "--model", str(deterministic_encoder), "--epochs", "2",
-              "--batch-size", "16", "--lr", "3e-3", "--head-lr-multiplier", "1", "--max-length", "32",
-              "--dropout", "0", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0"]
-    single = subprocess.run([sys.executable, "-m", "lmworks", *common, "--output", str(tmp_path / "one")],
-                            capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr
+    torchrun = _torchrun()
+    common, dev_texts, _ = _single_process_run(tmp_path, deterministic_encoder)
     # Each node names the model directory on its own disk (a relative path in its own folder).
     port = free_port()
     nodes = [tmp_path / "node-a", tmp_path / "node-b"]
@@ -119,9 +120,7 @@ def test_two_nodes_resume_from_rank_0s_checkpoint_alone(tmp_path, deterministic_
     """Only rank 0's machine holds the checkpoint; resuming sends it to the other node."""
     from conftest import free_port
 
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    if torchrun is None:
-        pytest.skip("torchrun not installed")
+    torchrun = _torchrun()
     train = write(tmp_path / "train.jsonl", *make_sentiment(128, seed=3))
     common = ["train", str(train), "--model", str(deterministic_encoder), "--batch-size", "16", "--lr", "3e-3",
               "--max-length", "32", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0",

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .agents import AgentConfig, AgentKind, load_agent, train_agent
 from .backtest import policy_decide, utility
-from .env import HOLD, AllocationEnv, Market
+from .env import AllocationEnv, Market
 from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
 from .portfolio import run_strategy
 from .prices import Prices, check_prices
@@ -151,8 +151,8 @@ class Advisor:
             "features": self._explain(market.features[row], prices.assets),
         }
         if kind is AgentKind.DQN:
-            choices = np.vstack([market.menu_at(row), weights])  # the rules, then HOLD
-            out["rule"] = [*MENU, HOLD][int(np.argmin(np.abs(choices - target).sum(axis=1)))]
+            menu = market.menu_at(row)
+            out["rule"] = list(MENU)[int(np.argmin(np.abs(menu - target).sum(axis=1)))]
         if risk is not None and (isinstance(risk, (int, float)) or _is_number(str(risk))):
             out["note"] = f"risk aversion {lam:g} answered with the nearest trained profile, {profile}"
         return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DataError
 from .agents import AgentConfig, AgentKind, train_agent
-from .env import AllocationEnv, Market, menu_target, softmax
+from .env import AllocationEnv, Market, softmax
 from .features import LOOKBACK, Scaler, observation
 from .metrics import performance, summarise_runs
 from .portfolio import Decide, Run, run_strategy
@@ -110,7 +110,7 @@ def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind) -
         action, _ = model.predict(obs, deterministic=True)
         if kind is AgentKind.PPO:
             return softmax(action)
-        return menu_target(market, row, int(action), weights)
+        return market.menu_at(row)[int(action)]
 
     return decide
 

@@ -77,17 +77,6 @@ class Market:
 SCORE_SCALE = 10.0
 
 
-#: The name of the Q-learning agent's last action: keep the portfolio as it is (no trade, no cost).
-HOLD = "hold"
-
-
-def menu_target(market: Market, row: int, action: int, current: np.ndarray) -> np.ndarray:
-    """The weights menu action ``action`` asks for at ``row``: a rule's, or (:data:`HOLD`) the current ones."""
-    if int(action) == len(MENU):
-        return np.asarray(current, dtype=np.float64)
-    return market.menu_at(row)[int(action)]
-
-
 def softmax(action: np.ndarray) -> np.ndarray:
     """Long-only weights summing to 1 from an action in [-1, 1] per asset."""
     z = np.asarray(action, dtype=np.float64) * SCORE_SCALE
@@ -99,8 +88,7 @@ class AllocationEnv(gym.Env):
     """One episode: ``episode_steps`` holding periods from a random decision day in ``[start, end)``.
 
     ``action="weights"``: a ``Box`` in [-1, 1] per asset and cash, softmax -> weights. ``action="menu"``: a
-    ``Discrete`` choice among :data:`~lmworks.advisor.strategies.MENU`, or :data:`HOLD` (the last action):
-    keeping the drifted weights costs nothing, so the agent can learn when a switch is not worth its cost.
+    ``Discrete`` choice among :data:`~lmworks.advisor.strategies.MENU`.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -118,7 +106,7 @@ class AllocationEnv(gym.Env):
         # standardised features are clipped to +-5 (Scaler.transform), weights lie in [0, 1]
         self.observation_space = gym.spaces.Box(-5.0, 5.0, (size,), dtype=np.float32)
         self.action_space = (gym.spaces.Box(-1.0, 1.0, (market.n_weights,), dtype=np.float32)
-                             if action == "weights" else gym.spaces.Discrete(len(MENU) + 1))
+                             if action == "weights" else gym.spaces.Discrete(len(MENU)))
         self.position = 0
         self.steps = 0
         self.weights = np.zeros(market.n_weights)
@@ -131,7 +119,7 @@ class AllocationEnv(gym.Env):
         """The weights an action asks for at the current decision row."""
         if self.action_kind == "weights":
             return softmax(action)
-        return menu_target(self.market, int(self.rows[self.position]), int(action), self.weights)
+        return self.market.menu_at(int(self.rows[self.position]))[int(action)]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start in cash at a random decision day (``options={"position": k}`` starts at the k-th)."""

@@ -71,7 +71,13 @@ class TfidfBackend(Backend):
             raise RuntimeError("backend is not fitted")
         if len(texts) == 0:
             return np.zeros((0, len(self.pipeline.classes_)))
-        return np.asarray(self.pipeline.predict_proba(list(texts)), dtype=np.float64)
+        import sklearn
+
+        # The pipeline was validated when it was fitted; re-validating its parameters and
+        # re-checking finite inputs on every call is most of the cost of a one-text call
+        # (the service's common case), so both checks are skipped here.
+        with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+            return np.asarray(self.pipeline.predict_proba(list(texts)), dtype=np.float64)
 
     def describe(self) -> dict[str, Any]:
         """Nothing beyond what the classifier records: the pipeline is one pickled file."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError, Rule, check_rules
+from ..errors import Rule, check_known_fields, check_rules
 from ..training.config import TrainConfig
 
 # (test, message) pairs over a config: each message is formatted with the config's fields.
@@ -165,7 +165,5 @@ class FederatedConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
         data = dict(data)
         train = TrainConfig.from_dict(data.pop("train", {}))
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown federation option(s): {', '.join(unknown)}")
+        check_known_fields(cls, data, "federation")
         return cls(**data, train=train)

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..data import as_label_names, clean_labels, iter_chunks, require_columns, row_ref
-from ..errors import ConfigError, DataError, Rule, check_rules
+from ..errors import ConfigError, DataError, Rule, check_known_fields, check_rules
 from ..images import IMAGE_MODELS, ImageRef
 
 _RULES: tuple[Rule, ...] = (
@@ -84,9 +84,7 @@ class MultimodalConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MultimodalConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown multimodal option(s): {', '.join(unknown)}")
+        check_known_fields(cls, data, "multimodal")
         return cls(**data)
 
     def columns_record(self) -> dict[str, list[str]]:

@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, Rule, check_rules
+from ..errors import Rule, check_known_fields, check_rules
 from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, Mode, OptimizerKind, Pooling
 
 #: Fields that hold a mode, and its enum: strings are accepted and parsed into members.
@@ -195,10 +195,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        check_known_fields(cls, data, "training")
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -208,8 +205,5 @@ class TrainConfig:
         scikit-learn's ``clone`` check that a :class:`~lmworks.TextClassifier` stores its
         parameters untouched.
         """
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        check_known_fields(type(self), changes, "training")
         return dataclasses.replace(self, **changes)
