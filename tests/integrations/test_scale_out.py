@@ -55,7 +55,7 @@ def test_ray_output_equals_local_predict_row_for_row(ray_instance, tiny_model_di
     assert list(ray_out["id"]) == list(range(300))  # every row once
     assert list(ray_out["label"]) == list(local["label"]) and list(ray_out["label_input"]) == list(frame["label"])
     np.testing.assert_allclose(ray_out["prob_pos"], local["prob_pos"], atol=1e-5)
-    assert not list(tmp_path.glob(".out.tmp-*"))  # the staging folder is gone
+    assert not list(tmp_path.glob(".out.*"))  # no staging or old folder left beside it
 
 
 def test_ray_scores_a_multi_label_tfidf_model_from_jsonl_parts(ray_instance, tmp_path):
@@ -165,5 +165,5 @@ def test_ray_bad_row_names_file_and_field_and_writes_nothing(ray_instance, tiny_
     with pytest.raises(DataError, match=r"part-1\.csv: the row with id='23', .*column 'text' is empty"):
         predict_ray(tiny_model_dir, tmp_path / "in", tmp_path / "out", inputs=ModelInputs(),
                     config=RayConfig(actors=1, threads_per_actor=1, progress=False))
-    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
     assert len(frame) == 40

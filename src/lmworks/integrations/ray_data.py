@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import glob
 import logging
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..atomic import atomic_dir
 from ..errors import ConfigError, DataError, LmworksError
 from ..inference.files import output_frame
 from ..inference.inputs import ModelInputs
@@ -162,7 +161,6 @@ def predict_ray(model_dir: str | Path, data: str | Path, output: str | Path, *, 
     started_here = not ray.is_initialized()
     if started_here:
         _init(ray, config)
-    staging = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         dataset = _read(ray, files, fmt, encoding, delimiter)
         threads = config.threads()
@@ -171,16 +169,15 @@ def predict_ray(model_dir: str | Path, data: str | Path, output: str | Path, *, 
             num_cpus=threads, fn_constructor_kwargs={
                 "model_dir": str(Path(model_dir).resolve()), "inputs": inputs, "threads": threads,
                 "source": files[0], "label_column": inputs.label_column, "label_separator": label_separator})
-        scored.write_parquet(str(staging))
-        rows = _count_rows(staging)
-        if rows == 0:
-            raise DataError(f"{data}: no rows")
-        _replace(staging, output)
+        with atomic_dir(output) as staging:  # the folder appears only once every part is written
+            scored.write_parquet(str(staging))
+            rows = _count_rows(staging)
+            if rows == 0:
+                raise DataError(f"{data}: no rows")
         return rows
     except Exception as err:
         raise _user_error(err) from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
         if started_here:
             ray.shutdown()
 
@@ -216,19 +213,21 @@ def _read(ray: Any, files: list[str], fmt: str, encoding: str, delimiter: str | 
     from ..data import sniff_delimiter
 
     sep = delimiter or (sniff_delimiter(files[0], encoding) if fmt == "csv" else ",")
+    header = _header(files[0], fmt, encoding, sep)
     # Ray names the source-file column "path": only when the data has no column of that name.
-    paths = "path" not in _header(files[0], fmt, encoding, sep)
+    paths = "path" not in header
     if fmt == "parquet":
         dataset = ray.data.read_parquet(files, include_paths=paths)
     elif fmt == "jsonl":
         dataset = ray.data.read_json(files, lines=True, include_paths=paths)
     else:
+        import pyarrow as pa
         from pyarrow import csv
 
         dataset = ray.data.read_csv(
             files, read_options=csv.ReadOptions(encoding=encoding), parse_options=csv.ParseOptions(delimiter=sep),
             # every cell a string, as lmworks' own CSV reader reads them ("01" stays "01")
-            convert_options=csv.ConvertOptions(column_types=_string_columns(files[0], encoding, sep),
+            convert_options=csv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
                                                strings_can_be_null=False),
             include_paths=paths)
     return dataset.rename_columns({"path": PATH_COLUMN}) if paths else dataset
@@ -244,27 +243,10 @@ def _header(path: str, fmt: str, encoding: str, sep: str) -> list[str]:
     return [str(c) for c in pd.read_csv(path, nrows=0, encoding=encoding, sep=sep).columns]
 
 
-def _string_columns(path: str, encoding: str, sep: str) -> dict[str, Any]:
-    import pyarrow as pa
-
-    return {c: pa.string() for c in _header(path, "csv", encoding, sep)}
-
-
 def _count_rows(folder: Path) -> int:
     import pyarrow.parquet as pq
 
     return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob("*.parquet")))
-
-
-def _replace(staging: Path, output: Path) -> None:
-    """Move the finished folder into place; an older output is removed only after that succeeded."""
-    old = None
-    if output.exists():
-        old = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
-        output.rename(old)
-    staging.rename(output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _user_error(err: Exception) -> Exception:
