@@ -171,8 +171,8 @@ class MicroBatcher:
                     p.future.set_exception(err)
             return
         seconds = time.perf_counter() - started
-        self._rate = 0.8 * self._rate + 0.2 * len(texts) / max(seconds, 1e-6) if self._rate else len(texts) / max(
-            seconds, 1e-6)
+        rate = len(texts) / max(seconds, 1e-6)
+        self._rate = 0.8 * self._rate + 0.2 * rate if self._rate else rate  # smoothed, for Retry-After
         if self.on_batch is not None:
             self.on_batch(len(texts), sum(p.cost for p in batch), seconds)
         offset = 0
