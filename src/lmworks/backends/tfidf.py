@@ -17,6 +17,7 @@ from ..errors import ModelDirError
 from ..modes import ClassWeighting
 from ..training.config import TrainConfig
 from .base import Backend, FitRun
+from .tfidf_fast import MAX_TEXTS, FastTfidfScorer
 
 PIPELINE_FILE = "model.joblib"
 
@@ -50,6 +51,7 @@ class TfidfBackend(Backend):
     def __init__(self) -> None:
         self.pipeline: Any = None
         self.multi_label = False
+        self._fast: FastTfidfScorer | None | bool = False  # False: not built yet; None: not possible
 
     def fit(self, texts: Sequence[str], targets: np.ndarray, run: FitRun) -> dict[str, Any]:
         """Fit the pipeline (no epochs, no checkpoints: it takes seconds)."""
@@ -57,6 +59,7 @@ class TfidfBackend(Backend):
 
         self.multi_label = run.config.multi_label
         self.pipeline = tfidf_pipeline(run.config)
+        self._fast = False
         start = time.perf_counter()
         self.pipeline.fit(list(texts), targets)
         seconds = time.perf_counter() - start
@@ -71,6 +74,11 @@ class TfidfBackend(Backend):
             raise RuntimeError("backend is not fitted")
         if len(texts) == 0:
             return np.zeros((0, len(self.pipeline.classes_)))
+        if len(texts) <= MAX_TEXTS:
+            if self._fast is False:
+                self._fast = FastTfidfScorer.from_pipeline(self.pipeline)
+            if isinstance(self._fast, FastTfidfScorer):
+                return self._fast.predict_proba(list(texts))
         import sklearn
 
         # The pipeline was validated when it was fitted; re-validating its parameters and
