@@ -187,3 +187,24 @@ def test_service_takes_base64_images_and_refuses_wrong_types(fused, data):
         assert client.post("/v1/classify", json={"rows": [{**row, "photo": "A" * 20_000}]}).status_code == 413
         missing = client.post("/v1/classify", json={"rows": [{"title": "x"}]})
         assert missing.status_code == 422 and "column 'photo' is missing" in missing.json()["error"]["message"]
+
+
+def test_onnx_backbone_gives_pytorchs_features_and_its_graph_is_reused(data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from lmworks.images import ImageFeatures, ImageRef
+
+    folder, *_ = data
+    refs = [ImageRef(f"row {i}", path=p) for i, p in enumerate(sorted((folder / "photos").glob("*.png"))[:5])]
+    by_onnx = ImageFeatures(size=64, cache_dir=tmp_path / "image-features")
+    assert by_onnx.engine == "onnx"
+    onnx_features, missing = by_onnx.encode(refs)
+    graphs = list((tmp_path / "image-models").glob("*.onnx"))
+    assert len(graphs) == 1 and not missing.any()
+    by_torch = ImageFeatures(size=64)
+    by_torch.engine = "torch"
+    torch_features, _ = by_torch.encode(refs)
+    np.testing.assert_allclose(onnx_features, torch_features, atol=1e-4)
+    assert np.abs(onnx_features).sum() > 0
+    again = ImageFeatures(size=64, cache_dir=tmp_path / "other-features")  # a new process: graph reused
+    np.testing.assert_array_equal(again.encode(refs)[0], onnx_features)
+    assert list((tmp_path / "image-models").glob("*.onnx")) == graphs
