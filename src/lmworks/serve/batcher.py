@@ -4,7 +4,8 @@ One request with one text is the worst case for a transformer on a CPU: the
 matmuls are too small to use the cores. While a batch runs, requests that arrive
 queue up and are answered together by the next one, so throughput grows with load.
 Two bounds keep latency in check, as text-embeddings-inference does: a batch is
-closed ``max_wait_ms`` after its first request arrived, and it never holds more
+closed ``max_wait_ms`` after its first request arrived (default 0: it takes what is
+already queued), and it never holds more
 than ``max_batch_tokens`` tokens (each text counted up to the model's
 ``max_length``), so a request full of long texts is run on its own instead of
 delaying short ones behind it. The model runs in one worker thread, which keeps
@@ -58,7 +59,8 @@ class MicroBatcher:
     infer:
         Blocking function answering a batch; called in a single worker thread.
     max_wait_ms:
-        How long the first request of a batch may wait for company.
+        How long the first request of a batch may wait for company (0: take only the
+        requests already queued, i.e. those that arrived while the last batch ran).
     max_batch_tokens:
         Token budget of one batch.
     max_tokens_per_text:
@@ -74,7 +76,7 @@ class MicroBatcher:
         self,
         infer: Callable[[list[str], list[int]], list[Any]],
         *,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 0.0,
         max_batch_tokens: int = 8192,
         max_tokens_per_text: int | None = None,
         on_batch: Callable[[int, int, float], None] | None = None,
