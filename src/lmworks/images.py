@@ -123,8 +123,8 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
-def onnx_backbone(backbone: Any, size: int, folder: Path | None) -> Any:
-    """An ONNX Runtime session computing :func:`pooled_features` at ``size`` pixels.
+def onnx_backbone(backbone: Any, name: str, size: int, folder: Path | None) -> Any:
+    """An ONNX Runtime session computing :func:`pooled_features` of backbone ``name`` at ``size`` pixels.
 
     The graph is exported once into ``folder`` (named by model, size and torch version,
     written atomically) and reused by every later process; without a folder it lives in
@@ -136,7 +136,7 @@ def onnx_backbone(backbone: Any, size: int, folder: Path | None) -> Any:
     from .atomic import atomic_file
     from .runtime import usable_cpus
 
-    path = folder / f"efficientnet_lite0-{size}-torch{torch.__version__.split('+')[0]}.onnx" if folder else None
+    path = folder / f"{name}-{size}-torch{torch.__version__.split('+')[0]}.onnx" if folder else None
     if path is not None and path.is_file():
         graph: bytes | str = str(path)
     else:
@@ -261,7 +261,7 @@ class ImageFeatures:
         if self.engine == "onnx":
             if self._session is None:
                 folder = self.cache_dir.parent / "image-models" if self.cache_dir else None
-                self._session = onnx_backbone(self.backbone, self.size, folder)
+                self._session = onnx_backbone(self.backbone, self.model, self.size, folder)
             features = self._session.run(["features"], {"images": batch})[0]
         else:
             with torch.inference_mode():

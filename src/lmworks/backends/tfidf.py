@@ -51,7 +51,7 @@ class TfidfBackend(Backend):
     def __init__(self) -> None:
         self.pipeline: Any = None
         self.multi_label = False
-        self._fast: FastTfidfScorer | None | bool = False  # False: not built yet; None: not possible
+        self._fast: FastTfidfScorer | None = None  # set with the pipeline; None where its shape has none
 
     def fit(self, texts: Sequence[str], targets: np.ndarray, run: FitRun) -> dict[str, Any]:
         """Fit the pipeline (no epochs, no checkpoints: it takes seconds)."""
@@ -59,10 +59,10 @@ class TfidfBackend(Backend):
 
         self.multi_label = run.config.multi_label
         self.pipeline = tfidf_pipeline(run.config)
-        self._fast = False
         start = time.perf_counter()
         self.pipeline.fit(list(texts), targets)
         seconds = time.perf_counter() - start
+        self._fast = FastTfidfScorer.from_pipeline(self.pipeline)
         dev = run.score_fn(self.predict_proba(run.eval_texts))[1] if run.eval_texts and run.score_fn else None
         return {"train_seconds": round(seconds, 2),
                 "samples_per_second": round(len(texts) / max(seconds, 1e-9), 2),
@@ -74,11 +74,8 @@ class TfidfBackend(Backend):
             raise RuntimeError("backend is not fitted")
         if len(texts) == 0:
             return np.zeros((0, len(self.pipeline.classes_)))
-        if len(texts) <= MAX_TEXTS:
-            if self._fast is False:
-                self._fast = FastTfidfScorer.from_pipeline(self.pipeline)
-            if isinstance(self._fast, FastTfidfScorer):
-                return self._fast.predict_proba(list(texts))
+        if self._fast is not None and len(texts) <= MAX_TEXTS:
+            return self._fast.predict_proba(list(texts))
         import sklearn
 
         # The pipeline was validated when it was fitted; re-validating its parameters and
@@ -111,5 +108,6 @@ class TfidfBackend(Backend):
             backend.pipeline = joblib.load(path)
         except Exception as err:  # unpickling raises arbitrary types on a damaged file
             raise ModelDirError(f"{path}: cannot load ({type(err).__name__}: {err})") from None
+        backend._fast = FastTfidfScorer.from_pipeline(backend.pipeline)
         return backend
 
