@@ -77,6 +77,18 @@ def test_environment_passes_gymnasiums_checker(market, action):
     assert obs.dtype == np.float32 and np.isfinite(step[1]) and step[4]["turnover"] > 0
 
 
+def test_decisions_are_monthly_by_default_and_an_episode_is_a_year_of_them(prices, market):
+    scaler = Scaler.fit(market.features, slice(LOOKBACK, 700))
+    assert AllocationEnv(market, scaler, risk_aversion=3.0, start=LOOKBACK, end=700).episode_steps == 12
+    gaps = np.diff(market.decisions)
+    assert set(gaps) <= set(range(1, 22)) and np.median(gaps) == 21  # shorter only where a year starts afresh
+    years = prices.dates[market.decisions].year
+    assert all(prices.dates[market.decisions[years == y][0]] == prices.dates[prices.dates.year == y][0]
+               for y in sorted(set(years))[1:])
+    weekly = Market(prices, rebalance_days=5)
+    assert AllocationEnv(weekly, scaler, risk_aversion=3.0, start=LOOKBACK, end=700).episode_steps == 50
+
+
 def test_features_at_t_ignore_every_later_price(prices):
     t = 600
     frame = prices.frame.copy()

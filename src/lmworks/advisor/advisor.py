@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .agents import AgentConfig, AgentKind, load_agent, train_agent
 from .backtest import policy_decide, utility
-from .env import AllocationEnv, Market
+from .env import REBALANCE_DAYS, AllocationEnv, Market
 from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
 from .portfolio import run_strategy
 from .prices import Prices, check_prices
@@ -62,8 +62,8 @@ class AdvisorConfig:
     default_risk: str = "moderate"
     profiles: tuple[str, ...] = tuple(p.value for p in RiskProfile)
     cost_bps: float = 10.0
-    rebalance_days: int = 5
-    episode_steps: int = 52
+    rebalance_days: int = REBALANCE_DAYS
+    episode_steps: int | None = None
     seed: int = 0
     training: AgentConfig = field(default_factory=AgentConfig)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DataError
 from .agents import AgentConfig, AgentKind, train_agent
-from .env import AllocationEnv, Market, softmax
+from .env import REBALANCE_DAYS, AllocationEnv, Market, softmax
 from .features import LOOKBACK, Scaler, observation
 from .metrics import performance, summarise_runs
 from .portfolio import Decide, Run, run_strategy
@@ -44,24 +44,24 @@ class BacktestConfig:
     cost_bps:
         Trading cost in basis points of the turnover.
     rebalance_days:
-        Trading days between decisions (5: weekly).
+        Trading days between decisions (21: monthly).
     seeds:
         Training seeds of every agent; results are the mean and spread over them.
     profiles, agents:
         Which risk profiles and agent families to train.
     episode_steps:
-        Holding periods per training episode (52: a year of weeks).
+        Holding periods per training episode (default: a year of them).
     agent:
         Training settings of the agents.
     """
 
     test_years: int = 5
     cost_bps: float = 10.0
-    rebalance_days: int = 5
+    rebalance_days: int = REBALANCE_DAYS
     seeds: tuple[int, ...] = (0, 1, 2)
     profiles: tuple[str, ...] = tuple(p.value for p in RiskProfile)
     agents: tuple[str, ...] = tuple(k.value for k in AgentKind)
-    episode_steps: int = 52
+    episode_steps: int | None = None
     agent: AgentConfig = field(default_factory=AgentConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The allocation environment (gymnasium 1.x API) and the market data behind it.
 
-A step is one holding period of ``rebalance_days`` trading days. At the close of the
+A step is one holding period of ``rebalance_days`` trading days (default 21: monthly). At the close of the
 decision day ``t`` the agent sees the standardised trailing features of every asset
 (prices up to ``t`` only) and its current weights; its action sets the target weights
 (long-only, summing to 1, the last one cash); the portfolio trades to them paying
@@ -20,9 +20,19 @@ import gymnasium as gym
 import numpy as np
 
 from .features import LOOKBACK, Scaler, observation, raw_features
+from .metrics import DAYS
 from .portfolio import hold, with_cash
 from .prices import Prices
 from .strategies import MENU, WINDOW, rule_weights
+
+#: Trading days between decisions by default: monthly, as robo-advisors rebalance. Weekly decisions
+#: (5) let the agents trade 37-46 times their portfolio a year, about 4 % a year in costs at 10 bps
+#: (``docs/benchmarks.md``); a month's return also says more about a choice than a week's noise.
+REBALANCE_DAYS = 21
+
+def steps_per_year(rebalance_days: int) -> int:
+    """Holding periods in a year of ``rebalance_days``-day periods (at least one)."""
+    return max(1, round(DAYS / rebalance_days))
 
 
 @dataclass
@@ -36,7 +46,7 @@ class Market:
     """
 
     prices: Prices
-    rebalance_days: int = 5
+    rebalance_days: int = REBALANCE_DAYS
     features: np.ndarray = field(init=False)
     returns: np.ndarray = field(init=False)
     decisions: np.ndarray = field(init=False)
@@ -85,7 +95,9 @@ def softmax(action: np.ndarray) -> np.ndarray:
 
 
 class AllocationEnv(gym.Env):
-    """One episode: ``episode_steps`` holding periods from a random decision day in ``[start, end)``.
+    """One episode: ``episode_steps`` holding periods (default: a year of them) from a random decision day.
+
+    Decision days are drawn from ``[start, end)``.
 
     ``action="weights"``: a ``Box`` in [-1, 1] per asset and cash, softmax -> weights. ``action="menu"``: a
     ``Discrete`` choice among :data:`~lmworks.advisor.strategies.MENU`.
@@ -94,10 +106,11 @@ class AllocationEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, market: Market, scaler: Scaler, *, risk_aversion: float, start: int, end: int,
-                 cost_bps: float = 10.0, episode_steps: int = 52, action: str = "weights") -> None:
+                 cost_bps: float = 10.0, episode_steps: int | None = None, action: str = "weights") -> None:
         super().__init__()
         self.market, self.scaler, self.risk_aversion = market, scaler, risk_aversion
-        self.cost_bps, self.episode_steps, self.action_kind = cost_bps, episode_steps, action
+        self.cost_bps, self.action_kind = cost_bps, action
+        self.episode_steps = episode_steps or steps_per_year(market.rebalance_days)
         self.rows = market.rows_between(start, end - market.rebalance_days)
         if len(self.rows) < 2:
             raise ValueError("the training range holds fewer than two decision days")
