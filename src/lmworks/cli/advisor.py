@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import Any
 
 from .common import positive_int
 
@@ -101,7 +102,7 @@ def _register_use(s) -> None:
     v.set_defaults(run=run_serve)
 
 
-def _rebalance(args: argparse.Namespace) -> dict[str, int]:
+def _rebalance(args: argparse.Namespace) -> dict[str, Any]:
     """``rebalance_days`` when given; otherwise the configs' default (kept there, not imported at start-up)."""
     return {} if args.rebalance_days is None else {"rebalance_days": args.rebalance_days}
 
