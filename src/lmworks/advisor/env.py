@@ -1,7 +1,7 @@
 """The allocation environment (gymnasium 1.x API) and the market data behind it.
 
-A step is one holding period of ``rebalance_days`` trading days (default 21: monthly). At the close of the
-decision day ``t`` the agent sees the standardised trailing features of every asset
+A step is one holding period of ``rebalance_days`` trading days (default 21: monthly). At
+the close of the decision day ``t`` the agent sees the standardised trailing features of every asset
 (prices up to ``t`` only) and its current weights; its action sets the target weights
 (long-only, summing to 1, the last one cash); the portfolio trades to them paying
 ``cost_bps`` of the turnover and then earns the next days' returns, drifting. The reward
@@ -29,6 +29,7 @@ from .strategies import MENU, WINDOW, rule_weights
 #: (5) let the agents trade 37-46 times their portfolio a year, about 4 % a year in costs at 10 bps
 #: (``docs/benchmarks.md``); a month's return also says more about a choice than a week's noise.
 REBALANCE_DAYS = 21
+
 
 def steps_per_year(rebalance_days: int) -> int:
     """Holding periods in a year of ``rebalance_days``-day periods (at least one)."""
