@@ -23,9 +23,9 @@ from ..errors import ConfigError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .agents import AgentConfig, AgentKind, load_agent, train_agent
 from .backtest import policy_decide, utility
-from .env import REBALANCE_DAYS, AllocationEnv, Market
+from .env import AllocationEnv, Market
 from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
-from .portfolio import run_strategy
+from .portfolio import REBALANCE_DAYS, run_strategy
 from .prices import Prices, check_prices
 from .profile import RiskProfile, nearest_profile, risk_aversion
 from .strategies import MENU

@@ -22,10 +22,10 @@ import numpy as np
 
 from ..errors import DataError
 from .agents import AgentConfig, AgentKind, train_agent
-from .env import REBALANCE_DAYS, AllocationEnv, Market, softmax
+from .env import AllocationEnv, Market, softmax
 from .features import LOOKBACK, Scaler, observation
 from .metrics import performance, summarise_runs
-from .portfolio import Decide, Run, run_strategy
+from .portfolio import REBALANCE_DAYS, Decide, Run, run_strategy
 from .prices import Prices
 from .profile import RiskProfile, risk_aversion
 from .strategies import BASELINES, MENU, WINDOW

@@ -21,14 +21,9 @@ import numpy as np
 
 from .features import LOOKBACK, Scaler, observation, raw_features
 from .metrics import DAYS
-from .portfolio import hold, with_cash
+from .portfolio import REBALANCE_DAYS, hold, with_cash
 from .prices import Prices
 from .strategies import MENU, WINDOW, rule_weights
-
-#: Trading days between decisions by default: monthly, as robo-advisors rebalance. Weekly decisions
-#: (5) let the agents trade 37-46 times their portfolio a year, about 4 % a year in costs at 10 bps
-#: (``docs/benchmarks.md``); a month's return also says more about a choice than a week's noise.
-REBALANCE_DAYS = 21
 
 
 def steps_per_year(rebalance_days: int) -> int:

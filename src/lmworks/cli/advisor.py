@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from typing import Any
 
+from ..advisor.portfolio import REBALANCE_DAYS
 from .common import positive_int
 
 LOGGER = logging.getLogger("lmworks")
@@ -36,9 +36,9 @@ def _prices(parser: argparse.ArgumentParser) -> None:
 def _costs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost-bps", type=float, default=10.0, help="trading cost, basis points of turnover "
                         "(default: 10)")
-    parser.add_argument("--rebalance-days", type=positive_int,
-                        help="trading days between decisions (default: 21, monthly); a training episode is a "
-                        "year of them")
+    parser.add_argument("--rebalance-days", type=positive_int, default=REBALANCE_DAYS,
+                        help=f"trading days between decisions (default: {REBALANCE_DAYS}, monthly); a training "
+                        "episode is a year of them")
     parser.add_argument("--timesteps", type=positive_int, default=30_000,
                         help="training steps per agent (default: 30000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -102,11 +102,6 @@ def _register_use(s) -> None:
     v.set_defaults(run=run_serve)
 
 
-def _rebalance(args: argparse.Namespace) -> dict[str, Any]:
-    """``rebalance_days`` when given; otherwise the configs' default (kept there, not imported at start-up)."""
-    return {} if args.rebalance_days is None else {"rebalance_days": args.rebalance_days}
-
-
 def _split(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -119,7 +114,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     from ..atomic import write_text_atomic
 
     prices = read_prices(args.prices, fill=args.fill)
-    config = BacktestConfig(test_years=args.test_years, cost_bps=args.cost_bps, **_rebalance(args),
+    config = BacktestConfig(test_years=args.test_years, cost_bps=args.cost_bps, rebalance_days=args.rebalance_days,
                             seeds=tuple(int(x) for x in _split(args.seeds)), profiles=_split(args.profiles),
                             agents=_split(args.agents), agent=AgentConfig(timesteps=args.timesteps))
     result = backtest(prices, config, progress=not args.quiet)
@@ -153,8 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     check_output_dir(args.output, meta_file="advisor.json")
     prices = read_prices(args.prices, fill=args.fill)
-    config = AdvisorConfig(agent=args.agent, default_risk=args.risk, cost_bps=args.cost_bps, **_rebalance(args),
-                           seed=args.seed,
+    config = AdvisorConfig(agent=args.agent, default_risk=args.risk, cost_bps=args.cost_bps,
+                           rebalance_days=args.rebalance_days, seed=args.seed,
                            training=AgentConfig(timesteps=args.timesteps))
     advisor = Advisor(config).fit(prices, progress=not args.quiet)
     advisor.save(args.output)
