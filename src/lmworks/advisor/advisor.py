@@ -25,6 +25,7 @@ from .agents import AgentConfig, AgentKind, load_agent, train_agent
 from .backtest import policy_decide, utility
 from .env import AllocationEnv, Market
 from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
+from .metrics import DAYS
 from .portfolio import REBALANCE_DAYS, run_strategy
 from .prices import Prices, check_prices
 from .profile import RiskProfile, nearest_profile, risk_aversion
@@ -34,7 +35,7 @@ LOGGER = logging.getLogger("lmworks")
 META_FILE = "advisor.json"
 FORMAT = "lmworks-advisor"
 PRICES_FILE = "prices.csv"
-VALIDATION_DAYS = 252
+VALIDATION_DAYS = DAYS  # the last year
 
 
 @dataclass

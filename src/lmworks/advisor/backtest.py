@@ -24,7 +24,7 @@ from ..errors import DataError
 from .agents import AgentConfig, AgentKind, train_agent
 from .env import AllocationEnv, Market, softmax
 from .features import LOOKBACK, Scaler, observation
-from .metrics import performance, summarise_runs
+from .metrics import DAYS, performance, summarise_runs
 from .portfolio import REBALANCE_DAYS, Decide, Run, run_strategy
 from .prices import Prices
 from .profile import RiskProfile, risk_aversion
@@ -85,7 +85,7 @@ def walk_forward(market: Market, test_years: int) -> list[Window]:
     dates = market.prices.dates[: len(market.returns)]
     years = sorted(set(dates.year))
     first_row = {year: int(np.flatnonzero(dates.year == year)[0]) for year in years}
-    usable = [y for y in years[2:] if first_row[y - 1] >= max(LOOKBACK, WINDOW) + 252
+    usable = [y for y in years[2:] if first_row[y - 1] >= max(LOOKBACK, WINDOW) + DAYS
               and (dates.year == y).sum() >= 200 and y - 1 in first_row]
     if not usable:
         raise DataError(f"{market.prices.source}: {len(dates)} trading days is too short: a backtest needs "

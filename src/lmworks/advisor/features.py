@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .metrics import DAYS
+
 #: Trailing windows (trading days) of the log-return features, and of the volatility features.
 RETURN_WINDOWS = (5, 21, 63, 252)
 VOL_WINDOWS = (21, 63)
@@ -29,7 +31,7 @@ def raw_features(prices: pd.DataFrame) -> np.ndarray:
         parts.append(logp - shifted)
     frame = pd.DataFrame(daily)
     for window in VOL_WINDOWS:
-        parts.append(frame.rolling(window).std(ddof=1).to_numpy() * np.sqrt(252))
+        parts.append(frame.rolling(window).std(ddof=1).to_numpy() * np.sqrt(DAYS))
     out = np.stack(parts, axis=-1)
     out[:LOOKBACK] = np.nan
     return out
