@@ -18,7 +18,7 @@ from lmworks.advisor.features import LOOKBACK, Scaler, raw_features  # noqa: E40
 from lmworks.advisor.metrics import max_drawdown, performance  # noqa: E402
 from lmworks.advisor.portfolio import hold  # noqa: E402
 from lmworks.advisor.prices import check_prices, read_prices  # noqa: E402
-from lmworks.advisor.profile import profile_from_answers, risk_aversion  # noqa: E402
+from lmworks.advisor.profile import equity_band, profile_from_answers, risk_aversion  # noqa: E402
 from lmworks.errors import ConfigError, DataError  # noqa: E402
 
 TINY = AgentConfig(timesteps=1040, evaluations=2, net=(16,))
@@ -77,6 +77,25 @@ def test_environment_passes_gymnasiums_checker(market, action):
     assert obs.dtype == np.float32 and np.isfinite(step[1]) and step[4]["turnover"] > 0
 
 
+@pytest.mark.parametrize("profile", ["conservative", "moderate", "aggressive"])
+def test_every_action_keeps_the_share_in_assets_inside_the_profiles_band(market, profile):
+    low, high = equity_band(profile)
+    scaler = Scaler.fit(market.features, slice(LOOKBACK, 700))
+    ppo = AllocationEnv(market, scaler, risk_aversion=3.0, start=LOOKBACK, end=700, band=(low, high))
+    ppo.reset(seed=0)
+    shares = []
+    for action in [np.full(5, -1.0), np.full(5, 1.0), *(ppo.action_space.sample() for _ in range(50))]:
+        target = ppo.target(action)
+        assert (target >= 0).all() and target.sum() == pytest.approx(1.0)
+        shares.append(1.0 - target[-1])
+    assert shares[:2] == pytest.approx([low, high]) and low - 1e-9 <= min(shares) <= max(shares) <= high + 1e-9
+    dqn = AllocationEnv(market, scaler, risk_aversion=3.0, start=LOOKBACK, end=700, band=(low, high), action="menu")
+    dqn.reset(seed=0)
+    targets = np.stack([dqn.target(a) for a in range(dqn.action_space.n)])
+    assert np.allclose(targets.sum(axis=1), 1.0) and (targets >= 0).all()
+    assert sorted(set(np.round(1.0 - targets[:, -1], 9))) == pytest.approx([low, (low + high) / 2, high])
+
+
 def test_decisions_are_monthly_by_default_and_an_episode_is_a_year_of_them(prices, market):
     scaler = Scaler.fit(market.features, slice(LOOKBACK, 700))
     assert AllocationEnv(market, scaler, risk_aversion=3.0, start=LOOKBACK, end=700).episode_steps == 12
@@ -130,7 +149,10 @@ def test_allocate_explains_and_save_load_round_trip(advisor, tmp_path):
         "A0", "A1", "A2", "A3", "cash"}
     assert set(answer["features"]["A0"]) == {"return_5d", "return_21d", "return_63d", "return_252d",
                                              "volatility_21d", "volatility_63d"}
-    assert answer["rule"]  # the DQN agent's choice names its rule
+    assert answer["asset_share_band"] == [0.15, 0.45] and answer["rule"].endswith("%")  # rule and share in assets
+    assert 0.15 - 1e-6 <= 1.0 - answer["weights"]["cash"] <= 0.45 + 1e-6
+    latest = advisor.allocate()  # the last close: after every decision row, its rules are fitted afresh
+    assert latest["as_of"] == str(advisor.prices_.dates[-1].date()) and latest["profile"] == "moderate"
     numeric = advisor.allocate(as_of="2020-06-30", risk=7.0)
     assert numeric["profile"] == "conservative" and "nearest trained profile" in numeric["note"]
     again = Advisor.load(advisor.save(tmp_path / "adv"))

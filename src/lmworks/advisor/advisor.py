@@ -28,8 +28,8 @@ from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
 from .metrics import DAYS
 from .portfolio import REBALANCE_DAYS, run_strategy
 from .prices import Prices, check_prices
-from .profile import RiskProfile, nearest_profile, risk_aversion
-from .strategies import MENU
+from .profile import RiskProfile, equity_band, nearest_profile, risk_aversion
+from .strategies import menu
 
 LOGGER = logging.getLogger("lmworks")
 META_FILE = "advisor.json"
@@ -107,18 +107,21 @@ class Advisor:
         rows = market.rows_between(validation_start, len(market.returns))
         self.agents_: dict[str, Any] = {}
         self.validation_: dict[str, float] = {}
+        self.bands_: dict[str, tuple[float, float]] = {}
         for profile in cfg.profiles:
-            lam = risk_aversion(profile)
+            lam, band = risk_aversion(profile), equity_band(profile)
+            self.bands_[profile] = band
             env = AllocationEnv(market, self.scaler_, risk_aversion=lam, start=LOOKBACK, end=validation_start,
-                                cost_bps=cfg.cost_bps, episode_steps=cfg.episode_steps, action=kind.action)
+                                cost_bps=cfg.cost_bps, episode_steps=cfg.episode_steps, action=kind.action, band=band)
 
-            def validate(model: Any, lam: float = lam) -> float:
-                run = run_strategy(policy_decide(model, market, self.scaler_, kind), market.returns, rows,
+            def validate(model: Any, lam: float = lam, band: tuple[float, float] = band) -> float:
+                run = run_strategy(policy_decide(model, market, self.scaler_, kind, band), market.returns, rows,
                                    len(market.returns), cfg.cost_bps)
                 return utility(run, lam)
 
             if progress:
-                LOGGER.info("training the %s agent for the %s profile (risk aversion %g)", kind.value, profile, lam)
+                LOGGER.info("training the %s agent for the %s profile (risk aversion %g, %.0f-%.0f %% in assets)",
+                            kind.value, profile, lam, 100 * band[0], 100 * band[1])
             self.agents_[profile] = train_agent(kind, env, cfg.training, cfg.seed, validate)
             self.validation_[profile] = float(self.agents_[profile].validation_utility_)
         self.prices_ = prices
@@ -145,15 +148,17 @@ class Advisor:
         else:
             weights = np.asarray(current, dtype=np.float64)
         kind = AgentKind.parse(self.config.agent)
-        target = policy_decide(self.agents_[profile], market, self.scaler_, kind)(0, row, weights)
+        band = self.bands_[profile]
+        target = policy_decide(self.agents_[profile], market, self.scaler_, kind, band)(0, row, weights)
         out: dict[str, Any] = {
             "as_of": str(prices.dates[row].date()), "profile": profile, "risk_aversion": lam, "agent": kind.value,
+            "asset_share_band": list(band),
             "weights": {name: round(float(w), 6) for name, w in zip([*prices.assets, "cash"], target)},
             "features": self._explain(market.features[row], prices.assets),
         }
         if kind is AgentKind.DQN:
-            menu = market.menu_at(row)
-            out["rule"] = list(MENU)[int(np.argmin(np.abs(menu - target).sum(axis=1)))]
+            choice = int(np.argmin(np.abs(market.menu_at(row, band) - target).sum(axis=1)))
+            out["rule"] = menu(band)[choice].name
         if risk is not None and (isinstance(risk, (int, float)) or _is_number(str(risk))):
             out["note"] = f"risk aversion {lam:g} answered with the nearest trained profile, {profile}"
         return out
@@ -191,6 +196,7 @@ class Advisor:
             write_manifest(tmp, META_FILE, {"format": FORMAT, "config": self.config.to_dict(),
                                             "scaler": dataclasses.asdict(self.scaler_), "assets": self.prices_.assets,
                                             "validation_utility": self.validation_,
+                                            "bands": {p: list(b) for p, b in self.bands_.items()},
                                             "trained_until": str(self.prices_.dates[-1].date())})
         return directory
 
@@ -206,6 +212,10 @@ class Advisor:
         self.agents_ = {p: load_agent(self.config.agent, str(directory / "agents" / f"{p}.zip"))
                         for p in self.config.profiles}
         self.validation_ = meta.get("validation_utility", {})
+        if "bands" not in meta:
+            raise ConfigError(f"{directory}: trained by an older lmworks whose agents had no risk bands; "
+                              "train it again with `lmworks advisor train`")
+        self.bands_ = {p: (float(b[0]), float(b[1])) for p, b in meta["bands"].items()}
         return self
 
 

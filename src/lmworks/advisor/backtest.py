@@ -22,13 +22,13 @@ import numpy as np
 
 from ..errors import DataError
 from .agents import AgentConfig, AgentKind, train_agent
-from .env import AllocationEnv, Market, softmax
+from .env import AllocationEnv, Market, action_weights
 from .features import LOOKBACK, Scaler, observation
 from .metrics import DAYS, performance, summarise_runs
 from .portfolio import REBALANCE_DAYS, Decide, Run, run_strategy
 from .prices import Prices
-from .profile import RiskProfile, risk_aversion
-from .strategies import BASELINES, MENU, WINDOW
+from .profile import FULL_BAND, RiskProfile, equity_band, risk_aversion
+from .strategies import BASELINES, WINDOW
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -103,24 +103,23 @@ def utility(run: Run, lam: float) -> float:
     return float(np.log1p(run.daily).sum() - lam / 2 * np.square(run.daily).sum())
 
 
-def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind) -> Decide:
-    """``decide`` for :func:`run_strategy` from a trained agent (deterministic actions)."""
+def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind,
+                  band: tuple[float, float] = FULL_BAND) -> Decide:
+    """``decide`` for :func:`run_strategy` from an agent trained in ``band`` (deterministic actions)."""
     def decide(k: int, row: int, weights: np.ndarray) -> np.ndarray:
         obs = observation(scaler.transform(market.features[row]), weights)
         action, _ = model.predict(obs, deterministic=True)
         if kind is AgentKind.PPO:
-            return softmax(action)
-        return market.menu_at(row)[int(action)]
+            return action_weights(action, band)
+        return market.menu_at(row, band)[int(action)]
 
     return decide
 
 
 def rule_decide(market: Market, name: str) -> Decide:
-    """``decide`` for a rule of the menu (the baselines among them)."""
-    weights = market.menu_weights()[name]
-
+    """``decide`` for a rule of :data:`~lmworks.advisor.strategies.RULES` (the baselines among them)."""
     def decide(k: int, row: int, current: np.ndarray) -> np.ndarray:
-        return weights[int(np.searchsorted(market.decisions, row))]
+        return market.rules_at(row)[name]
 
     return decide
 
@@ -135,22 +134,23 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
     scaler = Scaler.fit(market.features, slice(LOOKBACK, window.validation_start))
     validation_rows = market.rows_between(window.validation_start, window.test_start)
     for profile in config.profiles:
-        lam = risk_aversion(profile)
+        lam, band = risk_aversion(profile), equity_band(profile)
         for kind in (AgentKind.parse(a) for a in config.agents):
             name = f"{kind.value}_{profile}"
             runs[name] = []
             for seed in config.seeds:
                 env = AllocationEnv(market, scaler, risk_aversion=lam, start=LOOKBACK,
                                     end=window.validation_start, cost_bps=config.cost_bps,
-                                    episode_steps=config.episode_steps, action=kind.action)
+                                    episode_steps=config.episode_steps, action=kind.action, band=band)
 
-                def validate(model: Any, kind: AgentKind = kind, lam: float = lam) -> float:
-                    run = run_strategy(policy_decide(model, market, scaler, kind), market.returns, validation_rows,
-                                       window.test_start, config.cost_bps)
+                def validate(model: Any, kind: AgentKind = kind, lam: float = lam,
+                             band: tuple[float, float] = band) -> float:
+                    run = run_strategy(policy_decide(model, market, scaler, kind, band), market.returns,
+                                       validation_rows, window.test_start, config.cost_bps)
                     return utility(run, lam)
 
                 model = train_agent(kind, env, config.agent, seed, validate)
-                runs[name].append(run_strategy(policy_decide(model, market, scaler, kind), market.returns,
+                runs[name].append(run_strategy(policy_decide(model, market, scaler, kind, band), market.returns,
                                                test_rows, window.test_end, config.cost_bps))
                 if on_agent is not None:
                     on_agent(f"{window.test_year} {name} seed {seed}")
@@ -221,4 +221,4 @@ def _bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="agents trained", unit="agent", dynamic_ncols=True)
 
 
-__all__ = ["MENU", "BacktestConfig", "BacktestResult", "Window", "backtest", "walk_forward"]
+__all__ = ["BacktestConfig", "BacktestResult", "Window", "backtest", "walk_forward"]

@@ -3,12 +3,13 @@
 A step is one holding period of ``rebalance_days`` trading days (default 21: monthly). At
 the close of the decision day ``t`` the agent sees the standardised trailing features of every asset
 (prices up to ``t`` only) and its current weights; its action sets the target weights
-(long-only, summing to 1, the last one cash); the portfolio trades to them paying
-``cost_bps`` of the turnover and then earns the next days' returns, drifting. The reward
-is the period's net log return minus ``risk_aversion / 2`` times the sum of its squared
-daily returns. Two action forms share the environment: continuous scores turned into
-weights by a softmax (the policy-gradient agent) and a choice from a menu of allocation
-rules fitted on trailing returns (the Q-learning agent).
+(long-only, summing to 1, the last one cash), with the share in assets inside the
+profile's ``band``; the portfolio trades to them paying ``cost_bps`` of the turnover and
+then earns the next days' returns, drifting. The reward is the period's net log return
+minus ``risk_aversion / 2`` times the sum of its squared daily returns. Two action forms
+share the environment: continuous scores (the policy-gradient agent: a softmax over the
+assets, and the share in assets) and a choice from a menu of allocation rules fitted on
+trailing returns, each at a few shares in assets (the Q-learning agent).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from .features import LOOKBACK, Scaler, observation, raw_features
 from .metrics import DAYS
 from .portfolio import REBALANCE_DAYS, hold, with_cash
 from .prices import Prices
-from .strategies import MENU, WINDOW, rule_weights
+from .profile import FULL_BAND
+from .strategies import CASH, RULES, WINDOW, at_share, menu, rule_weights
 
 
 def steps_per_year(rebalance_days: int) -> int:
@@ -67,15 +69,30 @@ class Market:
         return self.decisions[(self.decisions >= start) & (self.decisions < end)]
 
     def menu_weights(self) -> dict[str, np.ndarray]:
-        """The menu's targets at every decision row (fitted once, each on the trailing window only)."""
+        """Every rule's fully invested targets at every decision row (fitted once, each on the trailing window)."""
         if self.menu is None:
-            self.menu = rule_weights(MENU, self.returns[:, :-1], self.decisions)
+            self.menu = rule_weights(RULES, self.returns[:, :-1], self.decisions)
         return self.menu
 
-    def menu_at(self, row: int) -> np.ndarray:
-        """``(len(MENU), n_weights)`` menu targets at decision row ``row``."""
+    def rules_at(self, row: int) -> dict[str, np.ndarray]:
+        """Every rule's fully invested targets at the close of ``row``, fitted on the window before it.
+
+        A decision row's come from :meth:`menu_weights`; any other row (``allocate`` on a
+        date between decisions, or the last close) is fitted afresh, never taken from the
+        next decision row, which has seen later prices.
+        """
         index = int(np.searchsorted(self.decisions, row))
-        return np.stack([w[index] for w in self.menu_weights().values()])
+        if index < len(self.decisions) and self.decisions[index] == row:
+            return {name: weights[index] for name, weights in self.menu_weights().items()}
+        fitted = rule_weights(RULES, self.returns[:, :-1], np.array([row]))
+        return {name: weights[0] for name, weights in fitted.items()}
+
+    def menu_at(self, row: int, band: tuple[float, float] = FULL_BAND) -> np.ndarray:
+        """``(len(menu(band)), n_weights)``: the menu's targets at the close of ``row``."""
+        rules = self.rules_at(row)
+        cash = np.zeros(self.n_weights)
+        return np.stack([at_share(cash if item.rule == CASH else rules[item.rule], item.share)
+                         for item in menu(band)])
 
 
 #: Actions lie in [-1, 1] (what PPO works best with); scaled by this before the softmax, so one
@@ -83,11 +100,17 @@ class Market:
 SCORE_SCALE = 10.0
 
 
-def softmax(action: np.ndarray) -> np.ndarray:
-    """Long-only weights summing to 1 from an action in [-1, 1] per asset."""
-    z = np.asarray(action, dtype=np.float64) * SCORE_SCALE
+def action_weights(action: np.ndarray, band: tuple[float, float] = FULL_BAND) -> np.ndarray:
+    """Long-only weights summing to 1 from an action in [-1, 1] per asset and one more for the share in assets.
+
+    The assets' scores go through a softmax; the last entry maps linearly onto ``band``
+    (-1: its lowest share in assets, 1: its highest), the rest is cash.
+    """
+    action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    z = action[:-1] * SCORE_SCALE
     z = np.exp(z - z.max())
-    return z / z.sum()
+    low, high = band
+    return at_share(np.append(z / z.sum(), 0.0), low + (high - low) * (action[-1] + 1.0) / 2.0)
 
 
 class AllocationEnv(gym.Env):
@@ -95,17 +118,20 @@ class AllocationEnv(gym.Env):
 
     Decision days are drawn from ``[start, end)``.
 
-    ``action="weights"``: a ``Box`` in [-1, 1] per asset and cash, softmax -> weights. ``action="menu"``: a
-    ``Discrete`` choice among :data:`~lmworks.advisor.strategies.MENU`.
+    ``action="weights"``: a ``Box`` in [-1, 1] per asset and one for the share in assets
+    (:func:`action_weights`). ``action="menu"``: a ``Discrete`` choice among
+    :func:`~lmworks.advisor.strategies.menu` of ``band``. ``band`` bounds the share in assets
+    (:data:`~lmworks.advisor.profile.EQUITY_BAND`).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, market: Market, scaler: Scaler, *, risk_aversion: float, start: int, end: int,
-                 cost_bps: float = 10.0, episode_steps: int | None = None, action: str = "weights") -> None:
+                 cost_bps: float = 10.0, episode_steps: int | None = None, action: str = "weights",
+                 band: tuple[float, float] = FULL_BAND) -> None:
         super().__init__()
         self.market, self.scaler, self.risk_aversion = market, scaler, risk_aversion
-        self.cost_bps, self.action_kind = cost_bps, action
+        self.cost_bps, self.action_kind, self.band = cost_bps, action, band
         self.episode_steps = episode_steps or steps_per_year(market.rebalance_days)
         self.rows = market.rows_between(start, end - market.rebalance_days)
         if len(self.rows) < 2:
@@ -115,7 +141,7 @@ class AllocationEnv(gym.Env):
         # standardised features are clipped to +-5 (Scaler.transform), weights lie in [0, 1]
         self.observation_space = gym.spaces.Box(-5.0, 5.0, (size,), dtype=np.float32)
         self.action_space = (gym.spaces.Box(-1.0, 1.0, (market.n_weights,), dtype=np.float32)
-                             if action == "weights" else gym.spaces.Discrete(len(MENU)))
+                             if action == "weights" else gym.spaces.Discrete(len(menu(band))))
         self.position = 0
         self.steps = 0
         self.weights = np.zeros(market.n_weights)
@@ -127,8 +153,8 @@ class AllocationEnv(gym.Env):
     def target(self, action: Any) -> np.ndarray:
         """The weights an action asks for at the current decision row."""
         if self.action_kind == "weights":
-            return softmax(action)
-        return self.market.menu_at(int(self.rows[self.position]))[int(action)]
+            return action_weights(action, self.band)
+        return self.market.menu_at(int(self.rows[self.position]), self.band)[int(action)]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start in cash at a random decision day (``options={"position": k}`` starts at the k-th)."""

@@ -5,6 +5,15 @@ a per-period estimate of ``E[r] - lambda / 2 Var[r]``. For a stock portfolio wit
 10 % expected return and 20 % volatility the mean-variance optimal share in stocks is
 ``0.10 / (lambda * 0.04)``: about 100 % at lambda 1, 80 % at 3 and 30 % at 8, the
 equity shares advisers typically give aggressive, moderate and conservative clients.
+
+The objective alone did not tailor risk out of sample (``docs/benchmarks.md``): the
+penalty's pull between neighbouring profiles is small against a month's noise, so all
+three agents ended near the same low-volatility allocations. A profile therefore also
+sets the agent's *band*: the share of the portfolio it may hold in assets, the rest in
+cash. That is how advisers split the job: the profile fixes the strategic stock share
+(30 / 60 / 90 %), and tactical choices move within a range around it; here the agent
+makes the tactical choices (which allocation, where in the band), learnt from the
+profile's objective.
 """
 
 from __future__ import annotations
@@ -27,6 +36,13 @@ class RiskProfile(Mode):
 
 RISK_AVERSION = {RiskProfile.CONSERVATIVE: 8.0, RiskProfile.MODERATE: 3.0, RiskProfile.AGGRESSIVE: 1.0}
 
+#: ``(lowest, highest)`` share of the portfolio in assets (the rest in cash) an agent may choose: the
+#: strategic stock share of each profile (30 / 60 / 90 %) plus or minus 15 points, capped at 100 %.
+EQUITY_BAND = {RiskProfile.CONSERVATIVE: (0.15, 0.45), RiskProfile.MODERATE: (0.45, 0.75),
+               RiskProfile.AGGRESSIVE: (0.75, 1.0)}
+#: The band when no profile constrains the agent: anything from all cash to fully invested.
+FULL_BAND = (0.0, 1.0)
+
 
 def risk_aversion(risk: str | float | RiskProfile) -> float:
     """The risk aversion of a profile name, or a number given by an expert (must be > 0)."""
@@ -40,6 +56,11 @@ def risk_aversion(risk: str | float | RiskProfile) -> float:
     if value <= 0:
         raise ConfigError(f"risk aversion must be > 0, got {value}")
     return value
+
+
+def equity_band(risk: str | RiskProfile) -> tuple[float, float]:
+    """The ``(lowest, highest)`` share in assets a profile's agent may hold."""
+    return EQUITY_BAND[RiskProfile.parse(risk)]
 
 
 def nearest_profile(value: float, trained: list[str]) -> str:

@@ -39,6 +39,7 @@ class AllocateResponse(BaseModel):
     profile: str
     risk_aversion: float
     agent: str
+    asset_share_band: list[float]
     weights: dict[str, float]
     features: dict[str, dict[str, float]]
     rule: str | None = None

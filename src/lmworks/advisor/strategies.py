@@ -1,13 +1,15 @@
 """Allocation rules fitted on trailing returns: the baselines, and the Q-learning agent's menu.
 
 Each rule maps the ``window`` days of returns before a rebalance to target weights over
-the assets plus cash (last). The four baselines are skfolio's estimators; the extra
-entries of the menu give the Q-learning agent other risk levels to choose between.
+the assets plus cash (last). The four baselines are skfolio's estimators. The Q-learning
+agent's menu is every rule at a few shares in assets inside its profile's band (the rest in
+cash), so it learns both which allocation suits the market and how much of it to hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,36 +38,45 @@ def momentum(returns: np.ndarray) -> np.ndarray:
     return weights
 
 
-def mixed_with_cash(rule: Callable[[np.ndarray], np.ndarray], share: float) -> Callable[[np.ndarray], np.ndarray]:
-    """``rule`` scaled to ``1 - share`` of the portfolio, the rest in cash."""
-    def fit(returns: np.ndarray) -> np.ndarray:
-        weights = rule(returns) * (1.0 - share)
-        weights[-1] += share
-        return weights
-
-    return fit
-
-
-def cash(returns: np.ndarray) -> np.ndarray:
-    """Everything in cash."""
-    weights = np.zeros(returns.shape[1] + 1)
-    weights[-1] = 1.0
-    return weights
-
-
 #: skfolio's baselines, compared against in every backtest.
 BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     name: _skfolio(name) for name in ("equal_weight", "inverse_volatility", "min_variance", "hrp")
 }
 
-#: What the Q-learning agent chooses between at each rebalance.
-MENU: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    **BASELINES,
-    "momentum": momentum,
-    "min_variance_half_cash": mixed_with_cash(BASELINES["min_variance"], 0.5),
-    "equal_weight_half_cash": mixed_with_cash(BASELINES["equal_weight"], 0.5),
-    "cash": cash,
-}
+#: The allocations of assets the Q-learning agent chooses between at each rebalance (skfolio's
+#: baselines and a momentum tilt), each fitted on the trailing window and fully invested.
+RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {**BASELINES, "momentum": momentum}
+
+#: The menu item that holds everything in cash.
+CASH = "cash"
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    """One choice of the Q-learning agent: a rule of :data:`RULES` (or :data:`CASH`) at a share in assets."""
+
+    rule: str
+    share: float
+
+    @property
+    def name(self) -> str:
+        """``"min_variance at 45 %"``, or ``"cash"``."""
+        return CASH if self.rule == CASH else f"{self.rule} at {self.share:.0%}"
+
+
+def menu(band: tuple[float, float]) -> list[MenuItem]:
+    """Every rule at the band's lowest, middle and highest share in assets (and all cash if the band allows it)."""
+    low, high = band
+    levels = sorted({low, (low + high) / 2, high} - {0.0})
+    items = [MenuItem(rule, level) for level in levels for rule in RULES]
+    return items + [MenuItem(CASH, 0.0)] if low == 0.0 else items
+
+
+def at_share(weights: np.ndarray, share: float) -> np.ndarray:
+    """Fully invested ``weights`` (assets, then a cash entry of 0) scaled to ``share``, the rest in cash."""
+    out = np.asarray(weights, dtype=np.float64) * share
+    out[-1] = 1.0 - out[:-1].sum()
+    return out
 
 
 def rule_weights(rules: dict[str, Callable[[np.ndarray], np.ndarray]], returns: np.ndarray,

@@ -18,13 +18,20 @@ def register(sub) -> None:
         "advisor", help="robo-advisor: RL allocation agents per risk profile, judged walk-forward after costs",
         description="Agents learn from price history how to allocate across assets (and cash) for a client's "
         "risk profile: a policy-gradient agent (PPO) on continuous weights and a Q-learning agent (DQN) choosing "
-        "among allocation rules. Prices: a wide CSV/Parquet with a 'date' column and one adjusted-close column "
+        "among allocation rules. The profile sets the reward's risk aversion and the band the share held in "
+        f"assets stays in ({_bands()}). Prices: a wide CSV/Parquet with a 'date' column and one adjusted-close column "
         "per asset ('lmworks datasets export sp500' writes one).",
     )
     s = p.add_subparsers(dest="advisor_command", metavar="ACTION", required=True)
     _register_backtest(s)
     _register_train(s)
     _register_use(s)
+
+
+def _bands() -> str:
+    from ..advisor.profile import EQUITY_BAND
+
+    return ", ".join(f"{profile.value} {low:.0%}-{high:.0%}" for profile, (low, high) in EQUITY_BAND.items())
 
 
 def _prices(parser: argparse.ArgumentParser) -> None:
