@@ -22,11 +22,11 @@ from ..atomic import atomic_dir
 from ..errors import ConfigError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .agents import AgentConfig, AgentKind, load_agent, train_agent
-from .backtest import policy_decide, utility
+from .backtest import policy_decide, validator
 from .env import AllocationEnv, Market
 from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
 from .metrics import DAYS
-from .portfolio import REBALANCE_DAYS, run_strategy
+from .portfolio import REBALANCE_DAYS
 from .prices import Prices, check_prices
 from .profile import RiskProfile, equity_band, nearest_profile, risk_aversion
 from .strategies import menu
@@ -113,12 +113,7 @@ class Advisor:
             self.bands_[profile] = band
             env = AllocationEnv(market, self.scaler_, risk_aversion=lam, start=LOOKBACK, end=validation_start,
                                 cost_bps=cfg.cost_bps, episode_steps=cfg.episode_steps, action=kind.action, band=band)
-
-            def validate(model: Any, lam: float = lam, band: tuple[float, float] = band) -> float:
-                run = run_strategy(policy_decide(model, market, self.scaler_, kind, band), market.returns, rows,
-                                   len(market.returns), cfg.cost_bps)
-                return utility(run, lam)
-
+            validate = validator(market, self.scaler_, kind, band, lam, rows, len(market.returns), cfg.cost_bps)
             if progress:
                 LOGGER.info("training the %s agent for the %s profile (risk aversion %g, %.0f-%.0f %% in assets)",
                             kind.value, profile, lam, 100 * band[0], 100 * band[1])

@@ -28,7 +28,7 @@ from .metrics import DAYS, performance, summarise_runs
 from .portfolio import REBALANCE_DAYS, Decide, Run, run_strategy
 from .prices import Prices
 from .profile import FULL_BAND, RiskProfile, equity_band, risk_aversion
-from .strategies import BASELINES, WINDOW
+from .strategies import BASELINES, WINDOW, menu
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -106,14 +106,26 @@ def utility(run: Run, lam: float) -> float:
 def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind,
                   band: tuple[float, float] = FULL_BAND) -> Decide:
     """``decide`` for :func:`run_strategy` from an agent trained in ``band`` (deterministic actions)."""
+    items = menu(band)
+
     def decide(k: int, row: int, weights: np.ndarray) -> np.ndarray:
         obs = observation(scaler.transform(market.features[row]), weights)
         action, _ = model.predict(obs, deterministic=True)
         if kind is AgentKind.PPO:
             return action_weights(action, band)
-        return market.menu_at(row, band)[int(action)]
+        return market.menu_target(row, items[int(action)])
 
     return decide
+
+
+def validator(market: Market, scaler: Scaler, kind: AgentKind, band: tuple[float, float], lam: float,
+              rows: np.ndarray, end: int, cost_bps: float) -> Callable[[Any], float]:
+    """``validate(model) -> utility``: the agent run deterministically over the validation ``rows``."""
+    def validate(model: Any) -> float:
+        run = run_strategy(policy_decide(model, market, scaler, kind, band), market.returns, rows, end, cost_bps)
+        return utility(run, lam)
+
+    return validate
 
 
 def rule_decide(market: Market, name: str) -> Decide:
@@ -142,13 +154,8 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
                 env = AllocationEnv(market, scaler, risk_aversion=lam, start=LOOKBACK,
                                     end=window.validation_start, cost_bps=config.cost_bps,
                                     episode_steps=config.episode_steps, action=kind.action, band=band)
-
-                def validate(model: Any, kind: AgentKind = kind, lam: float = lam,
-                             band: tuple[float, float] = band) -> float:
-                    run = run_strategy(policy_decide(model, market, scaler, kind, band), market.returns,
-                                       validation_rows, window.test_start, config.cost_bps)
-                    return utility(run, lam)
-
+                validate = validator(market, scaler, kind, band, lam, validation_rows, window.test_start,
+                                     config.cost_bps)
                 model = train_agent(kind, env, config.agent, seed, validate)
                 runs[name].append(run_strategy(policy_decide(model, market, scaler, kind, band), market.returns,
                                                test_rows, window.test_end, config.cost_bps))

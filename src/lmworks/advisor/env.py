@@ -25,7 +25,7 @@ from .metrics import DAYS
 from .portfolio import REBALANCE_DAYS, hold, with_cash
 from .prices import Prices
 from .profile import FULL_BAND
-from .strategies import CASH, RULES, WINDOW, at_share, menu, rule_weights
+from .strategies import CASH, RULES, WINDOW, MenuItem, at_share, menu, rule_weights
 
 
 def steps_per_year(rebalance_days: int) -> int:
@@ -48,7 +48,8 @@ class Market:
     features: np.ndarray = field(init=False)
     returns: np.ndarray = field(init=False)
     decisions: np.ndarray = field(init=False)
-    menu: dict[str, np.ndarray] | None = field(init=False, default=None)
+    rule_table: dict[str, np.ndarray] | None = field(init=False, default=None)
+    off_decision: dict[int, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.features = raw_features(self.prices.frame)
@@ -70,29 +71,34 @@ class Market:
 
     def menu_weights(self) -> dict[str, np.ndarray]:
         """Every rule's fully invested targets at every decision row (fitted once, each on the trailing window)."""
-        if self.menu is None:
-            self.menu = rule_weights(RULES, self.returns[:, :-1], self.decisions)
-        return self.menu
+        if self.rule_table is None:
+            self.rule_table = rule_weights(RULES, self.returns[:, :-1], self.decisions)
+        return self.rule_table
 
     def rules_at(self, row: int) -> dict[str, np.ndarray]:
         """Every rule's fully invested targets at the close of ``row``, fitted on the window before it.
 
         A decision row's come from :meth:`menu_weights`; any other row (``allocate`` on a
-        date between decisions, or the last close) is fitted afresh, never taken from the
-        next decision row, which has seen later prices.
+        date between decisions, or the last close) is fitted afresh (once per row), never
+        taken from the next decision row, which has seen later prices.
         """
         index = int(np.searchsorted(self.decisions, row))
         if index < len(self.decisions) and self.decisions[index] == row:
             return {name: weights[index] for name, weights in self.menu_weights().items()}
-        fitted = rule_weights(RULES, self.returns[:, :-1], np.array([row]))
-        return {name: weights[0] for name, weights in fitted.items()}
+        if row not in self.off_decision:
+            fitted = rule_weights(RULES, self.returns[:, :-1], np.array([row]))
+            self.off_decision[row] = {name: weights[0] for name, weights in fitted.items()}
+        return self.off_decision[row]
+
+    def menu_target(self, row: int, item: MenuItem) -> np.ndarray:
+        """The target weights of one menu item at the close of ``row``."""
+        if item.rule == CASH:
+            return at_share(np.zeros(self.n_weights), 0.0)
+        return at_share(self.rules_at(row)[item.rule], item.share)
 
     def menu_at(self, row: int, band: tuple[float, float] = FULL_BAND) -> np.ndarray:
         """``(len(menu(band)), n_weights)``: the menu's targets at the close of ``row``."""
-        rules = self.rules_at(row)
-        cash = np.zeros(self.n_weights)
-        return np.stack([at_share(cash if item.rule == CASH else rules[item.rule], item.share)
-                         for item in menu(band)])
+        return np.stack([self.menu_target(row, item) for item in menu(band)])
 
 
 #: Actions lie in [-1, 1] (what PPO works best with); scaled by this before the softmax, so one
@@ -132,6 +138,7 @@ class AllocationEnv(gym.Env):
         super().__init__()
         self.market, self.scaler, self.risk_aversion = market, scaler, risk_aversion
         self.cost_bps, self.action_kind, self.band = cost_bps, action, band
+        self.items = menu(band)
         self.episode_steps = episode_steps or steps_per_year(market.rebalance_days)
         self.rows = market.rows_between(start, end - market.rebalance_days)
         if len(self.rows) < 2:
@@ -141,7 +148,7 @@ class AllocationEnv(gym.Env):
         # standardised features are clipped to +-5 (Scaler.transform), weights lie in [0, 1]
         self.observation_space = gym.spaces.Box(-5.0, 5.0, (size,), dtype=np.float32)
         self.action_space = (gym.spaces.Box(-1.0, 1.0, (market.n_weights,), dtype=np.float32)
-                             if action == "weights" else gym.spaces.Discrete(len(menu(band))))
+                             if action == "weights" else gym.spaces.Discrete(len(self.items)))
         self.position = 0
         self.steps = 0
         self.weights = np.zeros(market.n_weights)
@@ -154,7 +161,7 @@ class AllocationEnv(gym.Env):
         """The weights an action asks for at the current decision row."""
         if self.action_kind == "weights":
             return action_weights(action, self.band)
-        return self.market.menu_at(int(self.rows[self.position]), self.band)[int(action)]
+        return self.market.menu_target(int(self.rows[self.position]), self.items[int(action)])
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start in cash at a random decision day (``options={"position": k}`` starts at the k-th)."""

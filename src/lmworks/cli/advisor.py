@@ -7,6 +7,7 @@ import json
 import logging
 
 from ..advisor.portfolio import REBALANCE_DAYS
+from ..advisor.profile import EQUITY_BAND
 from .common import positive_int
 
 LOGGER = logging.getLogger("lmworks")
@@ -29,8 +30,6 @@ def register(sub) -> None:
 
 
 def _bands() -> str:
-    from ..advisor.profile import EQUITY_BAND
-
     return ", ".join(f"{profile.value} {low:.0%}-{high:.0%}" for profile, (low, high) in EQUITY_BAND.items())
 
 
