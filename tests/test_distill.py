@@ -129,15 +129,29 @@ def test_distill_cli_writes_an_ordinary_model_dir(teacher_dir, tiny_encoder, tmp
     unlabeled = tmp_path / "more.txt"
     unlabeled.write_text("\n".join(make_sentiment(50, seed=69)[0]) + "\n", encoding="utf-8")
     code = main(["distill", str(teacher_dir), str(train), "--eval", str(dev), "--unlabeled", str(unlabeled),
-                 "--model", str(tiny_encoder), "--output", str(tmp_path / "s"), "--epochs", "2", "--batch-size",
-                 "16", "--lr", "3e-3", "--max-length", "32", "--threads", "1", "--quiet", "--teacher-cache",
-                 str(tmp_path / "cache"), "--json", str(tmp_path / "m.json")])
+                 "--unlabeled-limit", "30", "--model", str(tiny_encoder), "--output", str(tmp_path / "s"),
+                 "--epochs", "2", "--batch-size", "16", "--lr", "3e-3", "--max-length", "32", "--threads", "1",
+                 "--quiet", "--teacher-cache", str(tmp_path / "cache"), "--json", str(tmp_path / "m.json")])
     assert code == 0
     meta = json.loads((tmp_path / "s" / "lmworks.json").read_text())
-    assert meta["train_info"]["distillation"]["unlabeled_texts"] == 50
+    assert meta["train_info"]["distillation"]["unlabeled_texts"] == 30
+    assert meta["train_info"]["distillation"]["unlabeled_limit"] == 30
     assert meta["backend"] == "transformer" and not (tmp_path / "s.ckpt").exists()
     assert json.loads((tmp_path / "m.json").read_text())["dev"]["n"] == 40
     assert main(["predict", str(tmp_path / "s"), str(dev), "--output", str(tmp_path / "p.csv"), "--quiet"]) == 0
+
+
+def test_unlabeled_sample_is_the_same_for_every_student_seed():
+    from lmworks.distill import sample_texts
+
+    texts = [f"text {i}" for i in range(100)]
+    sample = sample_texts(texts, 30)
+    assert len(set(sample)) == 30 and set(sample) <= set(texts)
+    assert sample == sorted(sample, key=texts.index)  # original order kept
+    assert sample_texts(list(texts), 30) == sample  # fixed seed: the teacher cache key repeats
+    assert sample_texts(texts, None) is texts and sample_texts(texts, 500) is texts
+    with pytest.raises(ConfigError, match="unlabeled_limit must be >= 0"):
+        DistillConfig(unlabeled_limit=-1)
 
 
 def test_fragments_come_only_from_training_rows(teacher_dir, tiny_encoder, tmp_path, monkeypatch):

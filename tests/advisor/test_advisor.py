@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("stable_baselines3")
 pytest.importorskip("skfolio")
 
-from lmworks.advisor.agents import AgentConfig  # noqa: E402
+from lmworks.advisor.agents import AgentConfig, AgentKind  # noqa: E402
 from lmworks.advisor.backtest import BacktestConfig, backtest  # noqa: E402
 from lmworks.advisor.env import AllocationEnv, Market  # noqa: E402
 from lmworks.advisor.features import LOOKBACK, Scaler, raw_features  # noqa: E402
@@ -149,7 +149,10 @@ def test_allocate_explains_and_save_load_round_trip(advisor, tmp_path):
         "A0", "A1", "A2", "A3", "cash"}
     assert set(answer["features"]["A0"]) == {"return_5d", "return_21d", "return_63d", "return_252d",
                                              "volatility_21d", "volatility_63d"}
-    assert answer["asset_share_band"] == [0.15, 0.45] and answer["rule"].endswith("%")  # rule and share in assets
+    assert answer["asset_share_band"] == [0.15, 0.45]
+    mix = answer["strategic_mix"]
+    assert mix["name"] == "equal_weight at 30%" and mix["weight"] == advisor.anchors_["conservative"]
+    assert ("rule" in answer) == (mix["weight"] < 1) and answer.get("rule", "%").endswith("%")  # the agent's rule
     assert 0.15 - 1e-6 <= 1.0 - answer["weights"]["cash"] <= 0.45 + 1e-6
     latest = advisor.allocate()  # the last close: after every decision row, its rules are fitted afresh
     assert latest["as_of"] == str(advisor.prices_.dates[-1].date()) and latest["profile"] == "moderate"
@@ -163,6 +166,36 @@ def test_allocate_explains_and_save_load_round_trip(advisor, tmp_path):
         advisor.allocate(risk="reckless")
     with pytest.raises(ConfigError, match="risk aversion must be > 0"):
         risk_aversion(-1)
+
+
+def test_the_strategic_mix_is_blended_in_as_far_as_the_validation_year_says(prices, market):
+    from lmworks.advisor.advisor import Advisor, AdvisorConfig
+    from lmworks.advisor.backtest import choose_anchor, policy_decide
+    from lmworks.advisor.strategies import at_share
+
+    band = equity_band("conservative")
+    held = Advisor(AdvisorConfig(agent="ppo", training=TINY, anchors=(1.0,), profiles=("conservative",),
+                                 default_risk="conservative")).fit(prices, progress=False)
+    row = int(market.decisions[-3])
+    weights = np.r_[np.zeros(market.n_weights - 1), 1.0]
+    strategic = at_share(market.rules_at(row)["equal_weight"], 0.30)
+    np.testing.assert_allclose(policy_decide(held.agents_["conservative"], market, held.scaler_, AgentKind.PPO,
+                                             band, 1.0)(0, row, weights), strategic)
+    own = policy_decide(held.agents_["conservative"], market, held.scaler_, AgentKind.PPO, band)(0, row, weights)
+    half = policy_decide(held.agents_["conservative"], market, held.scaler_, AgentKind.PPO, band, 0.5)
+    np.testing.assert_allclose(half(0, row, weights), (own + strategic) / 2)
+    assert held.anchors_ == {"conservative": 1.0}
+    answer = held.allocate(as_of=str(prices.dates[row].date()))
+    assert answer["strategic_mix"] == {"name": "equal_weight at 30%", "weight": 1.0}
+    assert answer["weights"]["cash"] == pytest.approx(0.70, abs=1e-6)
+    # the grid's best validation utility wins; a tie goes to the smaller weight (the agent)
+    utilities = {0.0: 1.0, 0.5: 3.0, 1.0: 2.0}
+    assert choose_anchor(None, lambda model, a: utilities[a], (1.0, 0.0, 0.5)) == 0.5
+    assert choose_anchor(None, lambda model, a: 1.0, (0.0, 0.5, 1.0)) == 0.0
+    with pytest.raises(ConfigError, match="anchor weights must be"):
+        AdvisorConfig(anchors=(1.5,))
+    with pytest.raises(ConfigError, match="anchor weights must be"):
+        BacktestConfig(anchors=())
 
 
 def test_same_seed_gives_an_identical_backtest_and_names_every_strategy(prices):
@@ -180,6 +213,10 @@ def test_same_seed_gives_an_identical_backtest_and_names_every_strategy(prices):
     assert {"sharpe", "annual_return", "annual_volatility", "max_drawdown", "turnover", "costs", "sortino",
             "calmar"} <= set(ew)
     assert ew["costs"] > 0 and len(first.dates) == len(first.daily["equal_weight"][0])
+    for w in first.summary["windows"]:  # each agent's strategic-mix weight, per seed, chosen on validation
+        assert set(w["anchor_weights"]) == {"ppo_conservative", "ppo_aggressive", "dqn_conservative",
+                                            "dqn_aggressive"}
+        assert all(a in (0.0, 0.5, 1.0) for seeds in w["anchor_weights"].values() for a in seeds)
 
 
 def test_backtest_cli_writes_json_and_a_report(tmp_path):

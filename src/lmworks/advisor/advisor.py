@@ -1,7 +1,8 @@
 """``Advisor``: agents for every risk profile, trained on a price history, that answer "what now?".
 
 ``fit`` trains one agent per profile on all the history but its last year, keeping the
-checkpoint that does best on that last year (validation). ``allocate`` returns the
+checkpoint that does best on that last year (validation) and the weight of the profile's
+strategic mix that does best there with it. ``allocate`` returns the
 target weights for a profile at the close of a date, with the trailing features the
 agent saw, so an adviser can explain the decision. The directory holds the prices it
 was trained on (``allocate`` needs their history), the agents and ``advisor.json``.
@@ -22,14 +23,14 @@ from ..atomic import atomic_dir
 from ..errors import ConfigError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .agents import AgentConfig, AgentKind, load_agent, train_agent
-from .backtest import policy_decide, validator
+from .backtest import check_anchors, choose_anchor, policy_decide, validator
 from .env import AllocationEnv, Market
 from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
 from .metrics import DAYS
 from .portfolio import REBALANCE_DAYS
 from .prices import Prices, check_prices
 from .profile import RiskProfile, equity_band, nearest_profile, risk_aversion
-from .strategies import menu
+from .strategies import ANCHOR_WEIGHTS, menu, strategic_mix
 
 LOGGER = logging.getLogger("lmworks")
 META_FILE = "advisor.json"
@@ -57,6 +58,9 @@ class AdvisorConfig:
         Training seed.
     training:
         The agents' training settings.
+    anchors:
+        Candidate weights of the profile's strategic mix in the agent's targets, chosen
+        on the validation year (see :data:`~lmworks.advisor.strategies.ANCHOR_WEIGHTS`).
     """
 
     agent: str = "dqn"
@@ -67,8 +71,10 @@ class AdvisorConfig:
     episode_steps: int | None = None
     seed: int = 0
     training: AgentConfig = field(default_factory=AgentConfig)
+    anchors: tuple[float, ...] = ANCHOR_WEIGHTS
 
     def __post_init__(self) -> None:
+        check_anchors(self.anchors)
         AgentKind.parse(self.agent)
         for profile in (self.default_risk, *self.profiles):
             RiskProfile.parse(profile)
@@ -78,13 +84,14 @@ class AdvisorConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
-        return {**dataclasses.asdict(self), "profiles": list(self.profiles), "training": self.training.to_dict()}
+        return {**dataclasses.asdict(self), "profiles": list(self.profiles), "training": self.training.to_dict(),
+                "anchors": list(self.anchors)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AdvisorConfig:
         """Inverse of :meth:`to_dict`."""
         training = data.get("training", {})
-        return cls(**{**data, "profiles": tuple(data["profiles"]),
+        return cls(**{**data, "profiles": tuple(data["profiles"]), "anchors": tuple(data.get("anchors", (0.0,))),
                       "training": AgentConfig(**{**training, "net": tuple(training.get("net", (64, 64)))})})
 
 
@@ -108,6 +115,7 @@ class Advisor:
         self.agents_: dict[str, Any] = {}
         self.validation_: dict[str, float] = {}
         self.bands_: dict[str, tuple[float, float]] = {}
+        self.anchors_: dict[str, float] = {}
         for profile in cfg.profiles:
             lam, band = risk_aversion(profile), equity_band(profile)
             self.bands_[profile] = band
@@ -118,7 +126,8 @@ class Advisor:
                 LOGGER.info("training the %s agent for the %s profile (risk aversion %g, %.0f-%.0f %% in assets)",
                             kind.value, profile, lam, 100 * band[0], 100 * band[1])
             self.agents_[profile] = train_agent(kind, env, cfg.training, cfg.seed, validate)
-            self.validation_[profile] = float(self.agents_[profile].validation_utility_)
+            self.anchors_[profile] = choose_anchor(self.agents_[profile], validate, cfg.anchors)
+            self.validation_[profile] = float(validate(self.agents_[profile], self.anchors_[profile]))
         self.prices_ = prices
         return self
 
@@ -143,17 +152,18 @@ class Advisor:
         else:
             weights = np.asarray(current, dtype=np.float64)
         kind = AgentKind.parse(self.config.agent)
-        band = self.bands_[profile]
-        target = policy_decide(self.agents_[profile], market, self.scaler_, kind, band)(0, row, weights)
+        band, anchor = self.bands_[profile], self.anchors_[profile]
+        target = policy_decide(self.agents_[profile], market, self.scaler_, kind, band, anchor)(0, row, weights)
         out: dict[str, Any] = {
             "as_of": str(prices.dates[row].date()), "profile": profile, "risk_aversion": lam, "agent": kind.value,
             "asset_share_band": list(band),
             "weights": {name: round(float(w), 6) for name, w in zip([*prices.assets, "cash"], target)},
+            "strategic_mix": {"name": strategic_mix(band).name, "weight": anchor},
             "features": self._explain(market.features[row], prices.assets),
         }
-        if kind is AgentKind.DQN:
-            choice = int(np.argmin(np.abs(market.menu_at(row, band) - target).sum(axis=1)))
-            out["rule"] = menu(band)[choice].name
+        if kind is AgentKind.DQN and anchor < 1.0:
+            own = policy_decide(self.agents_[profile], market, self.scaler_, kind, band)(0, row, weights)
+            out["rule"] = menu(band)[int(np.argmin(np.abs(market.menu_at(row, band) - own).sum(axis=1)))].name
         if risk is not None and (isinstance(risk, (int, float)) or _is_number(str(risk))):
             out["note"] = f"risk aversion {lam:g} answered with the nearest trained profile, {profile}"
         return out
@@ -192,6 +202,7 @@ class Advisor:
                                             "scaler": dataclasses.asdict(self.scaler_), "assets": self.prices_.assets,
                                             "validation_utility": self.validation_,
                                             "bands": {p: list(b) for p, b in self.bands_.items()},
+                                            "anchor_weights": self.anchors_,
                                             "trained_until": str(self.prices_.dates[-1].date())})
         return directory
 
@@ -211,6 +222,8 @@ class Advisor:
             raise ConfigError(f"{directory}: trained by an older lmworks whose agents had no risk bands; "
                               "train it again with `lmworks advisor train`")
         self.bands_ = {p: (float(b[0]), float(b[1])) for p, b in meta["bands"].items()}
+        # directories from before the strategic mix follow their agents alone, as they did
+        self.anchors_ = {p: float(meta.get("anchor_weights", {}).get(p, 0.0)) for p in self.config.profiles}
         return self
 
 

@@ -89,7 +89,7 @@ def make_agent(kind: AgentKind | str, env: Any, config: AgentConfig, seed: int) 
 
 
 def train_agent(kind: AgentKind | str, env: Any, config: AgentConfig, seed: int,
-                validate: Callable[[Any], float], progress: Callable[[int, float], None] | None = None) -> Any:
+                validate: Callable[..., float], progress: Callable[[int, float], None] | None = None) -> Any:
     """Train, scoring on validation ``config.evaluations`` times; return the model with the best weights.
 
     ``validate(model) -> utility`` runs the policy deterministically over the validation

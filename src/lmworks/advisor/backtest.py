@@ -2,7 +2,8 @@
 
 For each of the last ``test_years`` calendar years Y: agents train on the data up to the
 start of Y-1, the checkpoint with the best utility on Y-1 (the validation year, inside the
-training window) is kept, and Y is the test. The baselines (skfolio's equal weight,
+training window) is kept, with the weight of its profile's strategic mix chosen on the
+same year (:func:`choose_anchor`), and Y is the test. The baselines (skfolio's equal weight,
 inverse volatility, minimum variance and hierarchical risk parity) are fitted on the
 trailing year before every rebalance of Y. Every strategy rebalances on the same days,
 from cash at the start of each test year, and pays the same costs. The test years'
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .agents import AgentConfig, AgentKind, train_agent
 from .env import AllocationEnv, Market, action_weights
 from .features import LOOKBACK, Scaler, observation
@@ -28,7 +29,7 @@ from .metrics import DAYS, performance, summarise_runs
 from .portfolio import REBALANCE_DAYS, Decide, Run, run_strategy
 from .prices import Prices
 from .profile import FULL_BAND, RiskProfile, equity_band, risk_aversion
-from .strategies import BASELINES, WINDOW, menu
+from .strategies import ANCHOR_WEIGHTS, BASELINES, WINDOW, menu, strategic_mix
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -53,6 +54,9 @@ class BacktestConfig:
         Holding periods per training episode (default: a year of them).
     agent:
         Training settings of the agents.
+    anchors:
+        Candidate weights of the strategic mix in each agent's targets, chosen on the
+        validation year (:data:`ANCHOR_WEIGHTS`; ``(0.0,)``: the agent alone).
     """
 
     test_years: int = 5
@@ -63,11 +67,15 @@ class BacktestConfig:
     agents: tuple[str, ...] = tuple(k.value for k in AgentKind)
     episode_steps: int | None = None
     agent: AgentConfig = field(default_factory=AgentConfig)
+    anchors: tuple[float, ...] = ANCHOR_WEIGHTS
+
+    def __post_init__(self) -> None:
+        check_anchors(self.anchors)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
         return {**dataclasses.asdict(self), "seeds": list(self.seeds), "profiles": list(self.profiles),
-                "agents": list(self.agents), "agent": self.agent.to_dict()}
+                "agents": list(self.agents), "agent": self.agent.to_dict(), "anchors": list(self.anchors)}
 
 
 @dataclass
@@ -103,29 +111,49 @@ def utility(run: Run, lam: float) -> float:
     return float(np.log1p(run.daily).sum() - lam / 2 * np.square(run.daily).sum())
 
 
+def check_anchors(anchors: tuple[float, ...]) -> None:
+    """Refuse an empty grid or a weight outside [0, 1]."""
+    if not anchors or any(not 0.0 <= a <= 1.0 for a in anchors):
+        raise ConfigError(f"anchor weights must be one or more numbers in [0, 1], got {list(anchors)}")
+
+
 def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind,
-                  band: tuple[float, float] = FULL_BAND) -> Decide:
-    """``decide`` for :func:`run_strategy` from an agent trained in ``band`` (deterministic actions)."""
-    items = menu(band)
+                  band: tuple[float, float] = FULL_BAND, anchor: float = 0.0) -> Decide:
+    """``decide`` for :func:`run_strategy` from an agent trained in ``band`` (deterministic actions).
+
+    ``anchor`` blends that share of the band's strategic mix into the agent's target; a
+    blend of two allocations inside the band stays inside it.
+    """
+    items, strategic = menu(band), strategic_mix(band)
 
     def decide(k: int, row: int, weights: np.ndarray) -> np.ndarray:
+        if anchor >= 1.0:
+            return market.menu_target(row, strategic)
         obs = observation(scaler.transform(market.features[row]), weights)
         action, _ = model.predict(obs, deterministic=True)
-        if kind is AgentKind.PPO:
-            return action_weights(action, band)
-        return market.menu_target(row, items[int(action)])
+        target = action_weights(action, band) if kind is AgentKind.PPO else market.menu_target(row, items[int(action)])
+        return (1.0 - anchor) * target + anchor * market.menu_target(row, strategic) if anchor > 0 else target
 
     return decide
 
 
 def validator(market: Market, scaler: Scaler, kind: AgentKind, band: tuple[float, float], lam: float,
-              rows: np.ndarray, end: int, cost_bps: float) -> Callable[[Any], float]:
-    """``validate(model) -> utility``: the agent run deterministically over the validation ``rows``."""
-    def validate(model: Any) -> float:
-        run = run_strategy(policy_decide(model, market, scaler, kind, band), market.returns, rows, end, cost_bps)
+              rows: np.ndarray, end: int, cost_bps: float) -> Callable[..., float]:
+    """``validate(model, anchor=0) -> utility``: the agent run deterministically over the validation ``rows``."""
+    def validate(model: Any, anchor: float = 0.0) -> float:
+        run = run_strategy(policy_decide(model, market, scaler, kind, band, anchor), market.returns, rows, end,
+                           cost_bps)
         return utility(run, lam)
 
     return validate
+
+
+def choose_anchor(model: Any, validate: Callable[..., float], anchors: tuple[float, ...]) -> float:
+    """The anchor weight of ``anchors`` with the best validation utility (ties: the smaller weight)."""
+    anchors = tuple(sorted(anchors))
+    if len(anchors) == 1:
+        return anchors[0]
+    return anchors[int(np.argmax([validate(model, a) for a in anchors]))]
 
 
 def rule_decide(market: Market, name: str) -> Decide:
@@ -137,19 +165,20 @@ def rule_decide(market: Market, name: str) -> Decide:
 
 
 def run_window(market: Market, window: Window, config: BacktestConfig,
-               on_agent: Callable[[str], None] | None = None) -> dict[str, list[Run]]:
-    """Every strategy's test-year runs for one window (agents: one run per seed)."""
+               on_agent: Callable[[str], None] | None = None) -> tuple[dict[str, list[Run]], dict[str, list[float]]]:
+    """Every strategy's test-year runs for one window (agents: one run per seed), and the agents' anchor weights."""
     test_rows = market.rows_between(window.test_start, window.test_end)
     runs: dict[str, list[Run]] = {
         name: [run_strategy(rule_decide(market, name), market.returns, test_rows, window.test_end, config.cost_bps)]
         for name in BASELINES}
     scaler = Scaler.fit(market.features, slice(LOOKBACK, window.validation_start))
     validation_rows = market.rows_between(window.validation_start, window.test_start)
+    anchors: dict[str, list[float]] = {}
     for profile in config.profiles:
         lam, band = risk_aversion(profile), equity_band(profile)
         for kind in (AgentKind.parse(a) for a in config.agents):
             name = f"{kind.value}_{profile}"
-            runs[name] = []
+            runs[name], anchors[name] = [], []
             for seed in config.seeds:
                 env = AllocationEnv(market, scaler, risk_aversion=lam, start=LOOKBACK,
                                     end=window.validation_start, cost_bps=config.cost_bps,
@@ -157,11 +186,12 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
                 validate = validator(market, scaler, kind, band, lam, validation_rows, window.test_start,
                                      config.cost_bps)
                 model = train_agent(kind, env, config.agent, seed, validate)
-                runs[name].append(run_strategy(policy_decide(model, market, scaler, kind, band), market.returns,
-                                               test_rows, window.test_end, config.cost_bps))
+                anchors[name].append(choose_anchor(model, validate, config.anchors))
+                runs[name].append(run_strategy(policy_decide(model, market, scaler, kind, band, anchors[name][-1]),
+                                               market.returns, test_rows, window.test_end, config.cost_bps))
                 if on_agent is not None:
                     on_agent(f"{window.test_year} {name} seed {seed}")
-    return runs
+    return runs, anchors
 
 
 @dataclass
@@ -185,12 +215,14 @@ def backtest(prices: Prices, config: BacktestConfig | None = None, *, progress: 
     per_window: list[dict[str, Any]] = []
     totals: dict[tuple[str, int], list[float]] = {}
     for window in windows:
-        runs = run_window(market, window, config, on_agent=(lambda _: bar.update(1)) if bar is not None else None)
+        runs, anchors = run_window(market, window, config,
+                                   on_agent=(lambda _: bar.update(1)) if bar is not None else None)
         per_window.append({
             "test_year": window.test_year, "validation_year": window.test_year - 1,
             "train_from": str(market.prices.dates[LOOKBACK].date()),
             "train_until": str(market.prices.dates[window.validation_start].date()),
             "strategies": {name: summarise_runs([_metrics(r) for r in rs]) for name, rs in runs.items()},
+            "anchor_weights": anchors,
         })
         for name, rs in runs.items():
             seeds = joined.setdefault(name, [[] for _ in rs])

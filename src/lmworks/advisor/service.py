@@ -41,6 +41,7 @@ class AllocateResponse(BaseModel):
     agent: str
     asset_share_band: list[float]
     weights: dict[str, float]
+    strategic_mix: dict[str, str | float] | None = None
     features: dict[str, dict[str, float]]
     rule: str | None = None
     note: str | None = None

@@ -72,6 +72,22 @@ def menu(band: tuple[float, float]) -> list[MenuItem]:
     return items + [MenuItem(CASH, 0.0)] if low == 0.0 else items
 
 
+def strategic_mix(band: tuple[float, float]) -> MenuItem:
+    """A profile's strategic allocation: 1/N at the middle of its band, the rest in cash.
+
+    The textbook answer to "how much risk" (hold the same diversified portfolio, more or
+    less of it) and the benchmark DeMiguel, Garlappi & Uppal (2009) found hard to beat.
+    """
+    return MenuItem("equal_weight", (band[0] + band[1]) / 2)
+
+
+#: How much of the profile's strategic mix may be blended into an agent's targets: 0 follows
+#: the agent, 1 holds the strategic mix. The weight is chosen per agent on the validation
+#: year, by the utility the agent was trained for: a learnt tactic is followed only as far
+#: as it earned its place there (``advisor.backtest.choose_anchor``).
+ANCHOR_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0)
+
+
 def at_share(weights: np.ndarray, share: float) -> np.ndarray:
     """Fully invested ``weights`` (assets, then a cash entry of 0) scaled to ``share``, the rest in cash."""
     out = np.asarray(weights, dtype=np.float64) * share

@@ -8,6 +8,7 @@ import logging
 
 from ..advisor.portfolio import REBALANCE_DAYS
 from ..advisor.profile import EQUITY_BAND
+from ..advisor.strategies import ANCHOR_WEIGHTS
 from .common import positive_int
 
 LOGGER = logging.getLogger("lmworks")
@@ -47,7 +48,21 @@ def _costs(parser: argparse.ArgumentParser) -> None:
                         "episode is a year of them")
     parser.add_argument("--timesteps", type=positive_int, default=30_000,
                         help="training steps per agent (default: 30000)")
+    parser.add_argument("--anchors", default=",".join(f"{a:g}" for a in ANCHOR_WEIGHTS), metavar="W,...",
+                        help="candidate weights of the profile's strategic mix (1/N at the middle of its band) "
+                        "blended into each agent's targets; the one with the best utility on the validation year is "
+                        "kept, so a tactic the agent learnt is followed only as far as it earned there; '0' follows "
+                        "the agent alone (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _anchors(text: str) -> tuple[float, ...]:
+    from ..errors import ConfigError
+
+    try:
+        return tuple(float(x) for x in _split(text))
+    except ValueError:
+        raise ConfigError(f"--anchors must be comma-separated numbers in [0, 1], got {text!r}") from None
 
 
 def _register_backtest(s) -> None:
@@ -122,7 +137,8 @@ def run_backtest(args: argparse.Namespace) -> int:
     prices = read_prices(args.prices, fill=args.fill)
     config = BacktestConfig(test_years=args.test_years, cost_bps=args.cost_bps, rebalance_days=args.rebalance_days,
                             seeds=tuple(int(x) for x in _split(args.seeds)), profiles=_split(args.profiles),
-                            agents=_split(args.agents), agent=AgentConfig(timesteps=args.timesteps))
+                            agents=_split(args.agents), agent=AgentConfig(timesteps=args.timesteps),
+                            anchors=_anchors(args.anchors))
     result = backtest(prices, config, progress=not args.quiet)
     print_table(result.summary)
     if args.json:
@@ -156,10 +172,11 @@ def run_train(args: argparse.Namespace) -> int:
     prices = read_prices(args.prices, fill=args.fill)
     config = AdvisorConfig(agent=args.agent, default_risk=args.risk, cost_bps=args.cost_bps,
                            rebalance_days=args.rebalance_days, seed=args.seed,
-                           training=AgentConfig(timesteps=args.timesteps))
+                           training=AgentConfig(timesteps=args.timesteps), anchors=_anchors(args.anchors))
     advisor = Advisor(config).fit(prices, progress=not args.quiet)
     advisor.save(args.output)
-    print(json.dumps({"validation_utility": advisor.validation_, "output": args.output}, indent=2))
+    print(json.dumps({"validation_utility": advisor.validation_, "anchor_weights": advisor.anchors_,
+                      "output": args.output}, indent=2))
     return 0
 
 

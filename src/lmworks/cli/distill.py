@@ -29,6 +29,10 @@ def register(sub) -> None:
     k = p.add_argument_group("distillation")
     k.add_argument("--unlabeled", metavar="FILE", help="extra in-domain texts without labels (.txt one per line, or "
                    "a data file's --text-column); the student learns them from the teacher alone")
+    k.add_argument("--unlabeled-limit", type=int, metavar="N",
+                   help="use a random sample of N --unlabeled texts (fixed seed, shared by every student seed): "
+                   "each costs one teacher prediction and student steps, so this sets the recipe's time "
+                   "(default: all)")
     k.add_argument("--alpha", type=float, default=d.alpha,
                    help=f"weight of the true labels' loss; 1 - alpha goes to the teacher (default: {d.alpha:g})")
     k.add_argument("--temperature", type=float, default=d.temperature,
@@ -54,7 +58,8 @@ def _distil(args: argparse.Namespace, student: Any, train: Any, dev: Any, ckpt: 
     from ..errors import ConfigError
 
     config = DistillConfig(alpha=args.alpha, temperature=args.temperature, cache_dir=args.teacher_cache,
-                           teacher_threads=args.num_threads, augment=args.augment)
+                           teacher_threads=args.num_threads, augment=args.augment,
+                           unlabeled_limit=args.unlabeled_limit)
     unlabeled = read_texts(args.unlabeled, text_column=(args.text_column or ["text"])[0], encoding=args.encoding,
                            delimiter=args.delimiter) if args.unlabeled else []
     LOGGER.info("distilling %s into %s on %d labelled and %d unlabelled texts", args.teacher, args.model,
