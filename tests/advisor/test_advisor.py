@@ -199,7 +199,8 @@ def test_the_strategic_mix_is_blended_in_as_far_as_the_validation_year_says(pric
 
 
 def test_same_seed_gives_an_identical_backtest_and_names_every_strategy(prices):
-    config = BacktestConfig(test_years=2, seeds=(0,), profiles=("conservative", "aggressive"), agent=TINY)
+    config = BacktestConfig(test_years=2, seeds=(0,), profiles=("conservative", "aggressive"), agent=TINY,
+                            anchors=(0.0, 0.5, 1.0))
     first = backtest(prices, config, progress=False)
     second = backtest(prices, config, progress=False)
     assert json.dumps(first.summary, sort_keys=True) == json.dumps(second.summary, sort_keys=True)

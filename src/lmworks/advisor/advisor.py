@@ -1,8 +1,8 @@
 """``Advisor``: agents for every risk profile, trained on a price history, that answer "what now?".
 
 ``fit`` trains one agent per profile on all the history but its last year, keeping the
-checkpoint that does best on that last year (validation) and the weight of the profile's
-strategic mix that does best there with it. ``allocate`` returns the
+checkpoint that does best on that last year (validation), and, when ``anchors`` offers a
+choice, the weight of the profile's strategic mix that does best there. ``allocate`` returns the
 target weights for a profile at the close of a date, with the trailing features the
 agent saw, so an adviser can explain the decision. The directory holds the prices it
 was trained on (``allocate`` needs their history), the agents and ``advisor.json``.

@@ -2,8 +2,9 @@
 
 For each of the last ``test_years`` calendar years Y: agents train on the data up to the
 start of Y-1, the checkpoint with the best utility on Y-1 (the validation year, inside the
-training window) is kept, with the weight of its profile's strategic mix chosen on the
-same year (:func:`choose_anchor`), and Y is the test. The baselines (skfolio's equal weight,
+training window) is kept (with, where ``anchors`` offers a choice, the weight of its
+profile's strategic mix that does best on the same year: :func:`choose_anchor`), and Y
+is the test. The baselines (skfolio's equal weight,
 inverse volatility, minimum variance and hierarchical risk parity) are fitted on the
 trailing year before every rebalance of Y. Every strategy rebalances on the same days,
 from cash at the start of each test year, and pays the same costs. The test years'
