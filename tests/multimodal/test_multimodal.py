@@ -120,7 +120,11 @@ def test_model_dir_round_trip_and_load_predict_on_dict_rows(fused, data):
     clf, directory = fused
     test = read_rows(data[3], clf.columns, label_column="category")
     again = MultimodalClassifier.load(directory)
-    np.testing.assert_array_equal(again.predict_proba(test.rows), clf.predict_proba(test.rows))
+    reloaded, original = again.predict_proba(test.rows), clf.predict_proba(test.rows)
+    # Same to float32 noise, not bit for bit: a clean-clone CI run saw 7.7e-10 differences
+    # (the image backbone's convolution kernels are not bit-reproducible across loads).
+    np.testing.assert_allclose(reloaded, original, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(reloaded.argmax(1), original.argmax(1))
     meta = json.loads((directory / "lmworks.json").read_text())
     assert meta["backend"] == "multimodal" and meta["columns"]["image"] == ["photo"]
     assert meta["columns"]["numeric"] == ["price"] and meta["columns"]["categorical"] == ["brand"]
