@@ -189,9 +189,12 @@ def test_the_strategic_mix_is_blended_in_as_far_as_the_validation_year_says(pric
     assert answer["strategic_mix"] == {"name": "equal_weight at 30%", "weight": 1.0}
     assert answer["weights"]["cash"] == pytest.approx(0.70, abs=1e-6)
     # the grid's best validation utility wins; a tie goes to the smaller weight (the agent)
-    utilities = {0.0: 1.0, 0.5: 3.0, 1.0: 2.0}
-    assert choose_anchor(None, lambda model, a: utilities[a], (1.0, 0.0, 0.5)) == 0.5
-    assert choose_anchor(None, lambda model, a: 1.0, (0.0, 0.5, 1.0)) == 0.0
+    from types import SimpleNamespace
+
+    checkpoint = SimpleNamespace(validation_utility_=1.0)  # weight 0's utility, known from checkpoint selection
+    utilities = {0.5: 3.0, 1.0: 2.0}
+    assert choose_anchor(checkpoint, lambda model, a: utilities[a], (1.0, 0.0, 0.5)) == (0.5, 3.0)
+    assert choose_anchor(checkpoint, lambda model, a: 1.0, (0.0, 0.5, 1.0)) == (0.0, 1.0)
     with pytest.raises(ConfigError, match="anchor weights must be"):
         AdvisorConfig(anchors=(1.5,))
     with pytest.raises(ConfigError, match="anchor weights must be"):

@@ -126,8 +126,8 @@ class Advisor:
                 LOGGER.info("training the %s agent for the %s profile (risk aversion %g, %.0f-%.0f %% in assets)",
                             kind.value, profile, lam, 100 * band[0], 100 * band[1])
             self.agents_[profile] = train_agent(kind, env, cfg.training, cfg.seed, validate)
-            self.anchors_[profile] = choose_anchor(self.agents_[profile], validate, cfg.anchors)
-            self.validation_[profile] = float(validate(self.agents_[profile], self.anchors_[profile]))
+            self.anchors_[profile], self.validation_[profile] = choose_anchor(self.agents_[profile], validate,
+                                                                              cfg.anchors)
         self.prices_ = prices
         return self
 
@@ -161,8 +161,9 @@ class Advisor:
             "strategic_mix": {"name": strategic_mix(band).name, "weight": anchor},
             "features": self._explain(market.features[row], prices.assets),
         }
-        if kind is AgentKind.DQN and anchor < 1.0:
-            own = policy_decide(self.agents_[profile], market, self.scaler_, kind, band)(0, row, weights)
+        if kind is AgentKind.DQN and anchor < 1.0:  # name the agent's own choice, before any blending
+            own = target if anchor == 0.0 else policy_decide(self.agents_[profile], market, self.scaler_, kind,
+                                                             band)(0, row, weights)
             out["rule"] = menu(band)[int(np.argmin(np.abs(market.menu_at(row, band) - own).sum(axis=1)))].name
         if risk is not None and (isinstance(risk, (int, float)) or _is_number(str(risk))):
             out["note"] = f"risk aversion {lam:g} answered with the nearest trained profile, {profile}"

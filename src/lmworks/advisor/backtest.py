@@ -149,12 +149,15 @@ def validator(market: Market, scaler: Scaler, kind: AgentKind, band: tuple[float
     return validate
 
 
-def choose_anchor(model: Any, validate: Callable[..., float], anchors: tuple[float, ...]) -> float:
-    """The anchor weight of ``anchors`` with the best validation utility (ties: the smaller weight)."""
-    anchors = tuple(sorted(anchors))
-    if len(anchors) == 1:
-        return anchors[0]
-    return anchors[int(np.argmax([validate(model, a) for a in anchors]))]
+def choose_anchor(model: Any, validate: Callable[..., float], anchors: tuple[float, ...]) -> tuple[float, float]:
+    """The anchor weight of ``anchors`` with the best validation utility (ties: the smaller weight), and that utility.
+
+    Weight 0's utility is the one :func:`~lmworks.advisor.agents.train_agent` chose the
+    checkpoint by (``model.validation_utility_``), so it is not run again.
+    """
+    scores = {a: model.validation_utility_ if a == 0.0 else validate(model, a) for a in sorted(anchors)}
+    best = max(scores, key=scores.__getitem__)  # the first of equals: the smaller weight
+    return best, float(scores[best])
 
 
 def rule_decide(market: Market, name: str) -> Decide:
@@ -187,7 +190,7 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
                 validate = validator(market, scaler, kind, band, lam, validation_rows, window.test_start,
                                      config.cost_bps)
                 model = train_agent(kind, env, config.agent, seed, validate)
-                anchors[name].append(choose_anchor(model, validate, config.anchors))
+                anchors[name].append(choose_anchor(model, validate, config.anchors)[0])
                 runs[name].append(run_strategy(policy_decide(model, market, scaler, kind, band, anchors[name][-1]),
                                                market.returns, test_rows, window.test_end, config.cost_bps))
                 if on_agent is not None:
