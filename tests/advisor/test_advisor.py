@@ -188,13 +188,17 @@ def test_the_strategic_mix_is_blended_in_as_far_as_the_validation_year_says(pric
     answer = held.allocate(as_of=str(prices.dates[row].date()))
     assert answer["strategic_mix"] == {"name": "equal_weight at 30%", "weight": 1.0}
     assert answer["weights"]["cash"] == pytest.approx(0.70, abs=1e-6)
-    # the grid's best validation utility wins; a tie goes to the smaller weight (the agent)
+    # one-standard-error rule: the largest weight within one standard error of the best utility
     from types import SimpleNamespace
 
     checkpoint = SimpleNamespace(validation_utility_=1.0)  # weight 0's utility, known from checkpoint selection
-    utilities = {0.5: 3.0, 1.0: 2.0}
-    assert choose_anchor(checkpoint, lambda model, a: utilities[a], (1.0, 0.0, 0.5)) == (0.5, 3.0)
-    assert choose_anchor(checkpoint, lambda model, a: 1.0, (0.0, 0.5, 1.0)) == (0.0, 1.0)
+    assert choose_anchor(checkpoint, lambda model, a: np.zeros(5), (0.0,)) == (0.0, 1.0)
+    noise = np.random.default_rng(0).normal(0.0, 0.01, 250)
+    clear = {0.0: noise + 0.001, 0.5: noise + 0.0005, 1.0: noise * 0.5}  # the agent ahead by ~2.5 standard errors
+    assert choose_anchor(checkpoint, lambda model, a: clear[a], (1.0, 0.0, 0.5))[0] == 0.0
+    slight = {0.0: noise + 0.0001, 0.5: noise * 0.75 + 0.00005, 1.0: noise * 0.5}  # ahead, inside the noise
+    weight, value = choose_anchor(checkpoint, lambda model, a: slight[a], (0.0, 0.5, 1.0))
+    assert weight == 1.0 and value == pytest.approx(float(slight[1.0].sum()))
     with pytest.raises(ConfigError, match="anchor weights must be"):
         AdvisorConfig(anchors=(1.5,))
     with pytest.raises(ConfigError, match="anchor weights must be"):
@@ -210,6 +214,9 @@ def test_same_seed_gives_an_identical_backtest_and_names_every_strategy(prices):
     names = set(first.summary["strategies"])
     assert {"equal_weight", "inverse_volatility", "min_variance", "hrp"} <= names
     assert {"ppo_conservative", "ppo_aggressive", "dqn_conservative", "dqn_aggressive"} <= names
+    assert {"strategic_conservative", "strategic_aggressive"} <= names  # each profile's same-risk static mix
+    mix = first.summary["strategies"]["strategic_conservative"]
+    assert mix["annual_volatility"] < first.summary["strategies"]["strategic_aggressive"]["annual_volatility"]
     assert [w["test_year"] for w in first.summary["windows"]] == [2020, 2021]
     for w in first.summary["windows"]:
         assert w["validation_year"] == w["test_year"] - 1 and w["train_until"] < f"{w['test_year'] - 1}-01-08"

@@ -1,8 +1,9 @@
 """``Advisor``: agents for every risk profile, trained on a price history, that answer "what now?".
 
 ``fit`` trains one agent per profile on all the history but its last year, keeping the
-checkpoint that does best on that last year (validation), and, when ``anchors`` offers a
-choice, the weight of the profile's strategic mix that does best there. ``allocate`` returns the
+checkpoint that does best on that last year (validation), and the weight of the profile's
+strategic mix that year supports (``backtest.choose_anchor``: the agent's tactic only where
+it beat the strategic mix by more than the noise). ``allocate`` returns the
 target weights for a profile at the close of a date, with the trailing features the
 agent saw, so an adviser can explain the decision. The directory holds the prices it
 was trained on (``allocate`` needs their history), the agents and ``advisor.json``.
@@ -23,7 +24,7 @@ from ..atomic import atomic_dir
 from ..errors import ConfigError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
 from .agents import AgentConfig, AgentKind, load_agent, train_agent
-from .backtest import check_anchors, choose_anchor, policy_decide, validator
+from .backtest import check_anchors, choose_anchor, policy_decide, total, validator
 from .env import AllocationEnv, Market
 from .features import LOOKBACK, RETURN_WINDOWS, VOL_WINDOWS, Scaler
 from .metrics import DAYS
@@ -121,12 +122,12 @@ class Advisor:
             self.bands_[profile] = band
             env = AllocationEnv(market, self.scaler_, risk_aversion=lam, start=LOOKBACK, end=validation_start,
                                 cost_bps=cfg.cost_bps, episode_steps=cfg.episode_steps, action=kind.action, band=band)
-            validate = validator(market, self.scaler_, kind, band, lam, rows, len(market.returns), cfg.cost_bps)
+            days = validator(market, self.scaler_, kind, band, lam, rows, len(market.returns), cfg.cost_bps)
             if progress:
                 LOGGER.info("training the %s agent for the %s profile (risk aversion %g, %.0f-%.0f %% in assets)",
                             kind.value, profile, lam, 100 * band[0], 100 * band[1])
-            self.agents_[profile] = train_agent(kind, env, cfg.training, cfg.seed, validate)
-            self.anchors_[profile], self.validation_[profile] = choose_anchor(self.agents_[profile], validate,
+            self.agents_[profile] = train_agent(kind, env, cfg.training, cfg.seed, total(days))
+            self.anchors_[profile], self.validation_[profile] = choose_anchor(self.agents_[profile], days,
                                                                               cfg.anchors)
         self.prices_ = prices
         return self

@@ -2,14 +2,14 @@
 
 For each of the last ``test_years`` calendar years Y: agents train on the data up to the
 start of Y-1, the checkpoint with the best utility on Y-1 (the validation year, inside the
-training window) is kept (with, where ``anchors`` offers a choice, the weight of its
-profile's strategic mix that does best on the same year: :func:`choose_anchor`), and Y
-is the test. The baselines (skfolio's equal weight,
-inverse volatility, minimum variance and hierarchical risk parity) are fitted on the
-trailing year before every rebalance of Y. Every strategy rebalances on the same days,
-from cash at the start of each test year, and pays the same costs. The test years'
-daily returns are joined into one out-of-sample record per strategy (per seed for the
-agents: mean and spread over seeds).
+training window) is kept, with the weight of its profile's strategic mix that the same
+year supports (:func:`choose_anchor`), and Y is the test. The baselines (skfolio's equal
+weight, inverse volatility, minimum variance and hierarchical risk parity) are fitted on
+the trailing year before every rebalance of Y; each profile's strategic mix (1/N at the
+middle of its band) runs beside them as the static allocation with that profile's risk.
+Every strategy rebalances on the same days, from cash at the start of each test year,
+and pays the same costs. The test years' daily returns are joined into one
+out-of-sample record per strategy (per seed for the agents: mean and spread over seeds).
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ from .metrics import DAYS, performance, summarise_runs
 from .portfolio import REBALANCE_DAYS, Decide, Run, run_strategy
 from .prices import Prices
 from .profile import FULL_BAND, RiskProfile, equity_band, risk_aversion
-from .strategies import ANCHOR_WEIGHTS, BASELINES, WINDOW, menu, strategic_mix
+from .strategies import ANCHOR_WEIGHTS, BASELINES, WINDOW, MenuItem, menu, strategic_mix
+
+#: Name prefix of the profiles' strategic mixes in a backtest (``strategic_conservative``: 1/N
+#: at the middle of the conservative band, rebalanced on the agents' days): the static
+#: allocation with the agent's level of risk, against which its tactics are judged.
+STRATEGIC = "strategic"
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -107,9 +112,9 @@ def walk_forward(market: Market, test_years: int) -> list[Window]:
     return windows
 
 
-def utility(run: Run, lam: float) -> float:
-    """What the agents maximise: net log return minus ``lam / 2`` times the summed squared daily returns."""
-    return float(np.log1p(run.daily).sum() - lam / 2 * np.square(run.daily).sum())
+def daily_utility(run: Run, lam: float) -> np.ndarray:
+    """What the agents maximise, day by day: net log return minus ``lam / 2`` times the squared return."""
+    return np.log1p(run.daily) - lam / 2 * np.square(run.daily)
 
 
 def check_anchors(anchors: tuple[float, ...]) -> None:
@@ -139,25 +144,55 @@ def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind,
 
 
 def validator(market: Market, scaler: Scaler, kind: AgentKind, band: tuple[float, float], lam: float,
-              rows: np.ndarray, end: int, cost_bps: float) -> Callable[..., float]:
-    """``validate(model, anchor=0) -> utility``: the agent run deterministically over the validation ``rows``."""
-    def validate(model: Any, anchor: float = 0.0) -> float:
+              rows: np.ndarray, end: int, cost_bps: float) -> Callable[..., np.ndarray]:
+    """``days(model, anchor=0) -> daily utilities``: the agent run deterministically over the validation ``rows``."""
+    def days(model: Any, anchor: float = 0.0) -> np.ndarray:
         run = run_strategy(policy_decide(model, market, scaler, kind, band, anchor), market.returns, rows, end,
                            cost_bps)
-        return utility(run, lam)
+        return daily_utility(run, lam)
 
-    return validate
+    return days
 
 
-def choose_anchor(model: Any, validate: Callable[..., float], anchors: tuple[float, ...]) -> tuple[float, float]:
-    """The anchor weight of ``anchors`` with the best validation utility (ties: the smaller weight), and that utility.
+def total(days: Callable[..., np.ndarray]) -> Callable[[Any], float]:
+    """``validate(model) -> utility`` (the validation year's sum) for checkpoint selection."""
+    return lambda model: float(days(model).sum())
 
-    Weight 0's utility is the one :func:`~lmworks.advisor.agents.train_agent` chose the
-    checkpoint by (``model.validation_utility_``), so it is not run again.
+
+def choose_anchor(model: Any, days: Callable[..., np.ndarray], anchors: tuple[float, ...]) -> tuple[float, float]:
+    """The weight of the strategic mix to keep (one of ``anchors``), and its validation utility.
+
+    The one-standard-error rule (Hastie, Tibshirani & Friedman, *Elements of Statistical
+    Learning*, 7.10): among the weights whose validation utility is within one standard
+    error of the best one's, keep the largest, the simplest allocation. The standard error
+    is that of the summed daily utility difference to the best weight. A year of
+    validation is short: an agent's tactic is followed only where it beat its profile's
+    strategic mix there by more than the noise, the remedy DeMiguel, Garlappi & Uppal
+    (2009) point to for estimation error. With a single weight nothing is chosen; weight
+    0's utility is then the one :func:`~lmworks.advisor.agents.train_agent` chose the
+    checkpoint by (``model.validation_utility_``).
     """
-    scores = {a: model.validation_utility_ if a == 0.0 else validate(model, a) for a in sorted(anchors)}
-    best = max(scores, key=scores.__getitem__)  # the first of equals: the smaller weight
-    return best, float(scores[best])
+    if len(anchors) == 1:
+        only = anchors[0]
+        return only, float(model.validation_utility_ if only == 0.0 else days(model, only).sum())
+    series = {a: days(model, a) for a in sorted(set(anchors))}
+    best = max(series, key=lambda a: series[a].sum())
+
+    def within(a: float) -> bool:
+        gap = series[a] - series[best]
+        spread = gap.std(ddof=1) * np.sqrt(len(gap)) if len(gap) > 1 else 0.0
+        return bool(gap.sum() >= -spread)
+
+    chosen = max(a for a in series if within(a))
+    return chosen, float(series[chosen].sum())
+
+
+def mix_decide(market: Market, item: MenuItem) -> Decide:
+    """``decide`` holding one menu item, e.g. a profile's strategic mix."""
+    def decide(k: int, row: int, current: np.ndarray) -> np.ndarray:
+        return market.menu_target(row, item)
+
+    return decide
 
 
 def rule_decide(market: Market, name: str) -> Decide:
@@ -175,6 +210,9 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
     runs: dict[str, list[Run]] = {
         name: [run_strategy(rule_decide(market, name), market.returns, test_rows, window.test_end, config.cost_bps)]
         for name in BASELINES}
+    for profile in config.profiles:  # the same-risk comparator of each profile's agents
+        runs[f"{STRATEGIC}_{profile}"] = [run_strategy(mix_decide(market, strategic_mix(equity_band(profile))),
+                                                       market.returns, test_rows, window.test_end, config.cost_bps)]
     scaler = Scaler.fit(market.features, slice(LOOKBACK, window.validation_start))
     validation_rows = market.rows_between(window.validation_start, window.test_start)
     anchors: dict[str, list[float]] = {}
@@ -187,10 +225,10 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
                 env = AllocationEnv(market, scaler, risk_aversion=lam, start=LOOKBACK,
                                     end=window.validation_start, cost_bps=config.cost_bps,
                                     episode_steps=config.episode_steps, action=kind.action, band=band)
-                validate = validator(market, scaler, kind, band, lam, validation_rows, window.test_start,
-                                     config.cost_bps)
-                model = train_agent(kind, env, config.agent, seed, validate)
-                anchors[name].append(choose_anchor(model, validate, config.anchors)[0])
+                days = validator(market, scaler, kind, band, lam, validation_rows, window.test_start,
+                                 config.cost_bps)
+                model = train_agent(kind, env, config.agent, seed, total(days))
+                anchors[name].append(choose_anchor(model, days, config.anchors)[0])
                 runs[name].append(run_strategy(policy_decide(model, market, scaler, kind, band, anchors[name][-1]),
                                                market.returns, test_rows, window.test_end, config.cost_bps))
                 if on_agent is not None:

@@ -82,13 +82,11 @@ def strategic_mix(band: tuple[float, float]) -> MenuItem:
 
 
 #: The default candidate weights of the profile's strategic mix in an agent's targets: 0
-#: follows the agent, 1 holds the strategic mix; with several, the one with the best
-#: validation-year utility is kept (``advisor.backtest.choose_anchor``), so a learnt tactic
-#: is followed only as far as it earned its place there. The default is the agent alone:
-#: the grid 0, 0.5, 1 was measured on both walk-forward periods and moved Sharpe by
-#: +0.01 on average over the twelve agent/profile/period cells, inside the seed noise
-#: (``docs/benchmarks.md``), so it stays an option (``--anchors 0,0.5,1``).
-ANCHOR_WEIGHTS: tuple[float, ...] = (0.0,)
+#: follows the agent, 1 holds the strategic mix. The validation year picks one by the
+#: one-standard-error rule (``advisor.backtest.choose_anchor``): the agent's tactic is
+#: followed only as far as it beat the strategic mix there by more than the noise.
+#: ``(0.0,)`` is the agent alone (measured in ``docs/benchmarks.md``).
+ANCHOR_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0)
 
 
 def at_share(weights: np.ndarray, share: float) -> np.ndarray:

@@ -50,9 +50,10 @@ def _costs(parser: argparse.ArgumentParser) -> None:
                         help="training steps per agent (default: 30000)")
     parser.add_argument("--anchors", default=",".join(f"{a:g}" for a in ANCHOR_WEIGHTS), metavar="W,...",
                         help="candidate weights of the profile's strategic mix (1/N at the middle of its band) "
-                        "blended into each agent's targets, e.g. 0,0.5,1: the one with the best utility on the "
-                        "validation year is kept, so a tactic the agent learnt is followed only as far as it earned "
-                        "there (default: %(default)s, the agent alone)")
+                        "blended into each agent's targets: the validation year keeps the largest weight whose "
+                        "utility is within one standard error of the best, so a tactic the agent learnt is followed "
+                        "only where it beat the strategic mix by more than the noise (default: %(default)s; 0: the "
+                        "agent alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
