@@ -131,10 +131,10 @@ def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind,
     blend of two allocations inside the band stays inside it.
     """
     items, strategic = menu(band), strategic_mix(band)
+    if anchor >= 1.0:  # the strategic mix alone: the agent is not consulted
+        return mix_decide(market, strategic)
 
     def decide(k: int, row: int, weights: np.ndarray) -> np.ndarray:
-        if anchor >= 1.0:
-            return market.menu_target(row, strategic)
         obs = observation(scaler.transform(market.features[row]), weights)
         action, _ = model.predict(obs, deterministic=True)
         target = action_weights(action, band) if kind is AgentKind.PPO else market.menu_target(row, items[int(action)])
