@@ -97,6 +97,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="threads for every path (default: usable CPUs)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per path; the median is reported")
     parser.add_argument("--skip-default-pipeline", action="store_true", help="skip the slow batch_size=1 baseline")
+    parser.add_argument("--also", type=Path, action="append", default=[], metavar="MODEL_DIR",
+                        help="also time this lmworks model dir on the same texts (repeatable; e.g. an int8 export of "
+                        "your own model: its accuracy column is on the same test texts, its delta is against this "
+                        "benchmark's PyTorch model)")
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     args = parser.parse_args()
 
@@ -143,7 +147,7 @@ def main() -> None:
     pipe = None  # free the baseline's model before loading ours
 
     for name, directory in (("lmworks PyTorch", args.model_dir), ("lmworks ONNX fp32", fp32_dir),
-                            ("lmworks ONNX int8", int8_dir)):
+                            ("lmworks ONNX int8", int8_dir), *((f"lmworks {d}", d) for d in args.also)):
         model = lmworks.load(directory, num_threads=threads)
         labels, sec = timed(model.predict, texts, args.repeats)
         record(name, labels, sec, "length-sorted batches under a token budget")

@@ -96,6 +96,33 @@ def test_int8_search_keeps_sensitive_nodes_in_fp32_until_within_the_budget(tiny_
     assert json.loads((tmp_path / "all" / "lmworks.json").read_text())["onnx"]["kept_fp32"] == []
 
 
+def test_int8_search_counts_one_standard_error_of_the_changed_predictions(onnx_fp32, tmp_path):
+    """A count a text or two under the line by luck does not pass: count + sqrt(count) must be within it."""
+    from lmworks.quantize import Variant, choose_variant, quantizable_nodes
+
+    graph = onnx_fp32[0] / "model.onnx"
+    ranked = [(name, 1.0) for name in quantizable_nodes(graph)]
+    assert len(ranked) >= 4
+
+    def search(changed_counts, texts=1275):
+        counts = iter(changed_counts)
+        return choose_variant(graph, ranked, lambda path: Variant([], 0.0, 1.0 - next(counts) / texts, 0.1,
+                                                                  texts=texts), max_drop=0.5, work=tmp_path)
+
+    # 0.5 % of 1,275 texts is 6.4: 6 changed (6 + 2.4) fails, 4 changed (4 + 2) passes
+    chosen = search([14, 10, 6, 4, 3])
+    assert len(chosen.kept_fp32) == 3 and chosen.path is not None and chosen.path.name == "int8-keep3.onnx"
+    assert [t["kept_fp32"] for t in chosen.notes["tried"]] == [0, 1, 2, 3]
+    assert chosen.notes["tried"][2]["changed_pct"] < 0.5 < chosen.notes["tried"][2]["changed_upper_pct"]
+    # 0.39 % changed fails on 1,275 texts (5 + 2.2) and passes on ten times as many (50 + 7.1 of 63.75)
+    assert len(search([14, 10, 5, 4]).kept_fp32) == 3
+    assert search([140, 100, 50], texts=12750).kept_fp32 == [name for name, _ in ranked[:2]]
+    # never within it: the fp32 graph itself
+    assert search([7] * len(ranked) + [0]).path == graph
+    with pytest.raises(ValueError, match="texts"):
+        _ = Variant([], 0.0, 1.0, 0.1).changed_upper_pct
+
+
 def test_accuracy_loss_is_loud_and_strict_refuses(tiny_model_dir, tmp_path, heldout, caplog, capsys):
     with caplog.at_level(logging.WARNING, logger="lmworks"):
         report = export_onnx(tiny_model_dir, tmp_path / "a", ExportOptions(max_accuracy_drop=-1.0),

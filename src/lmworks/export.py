@@ -56,7 +56,8 @@ class ExportOptions:
     search:
         With ``int8`` and ``eval_data``: rank the quantisable nodes by how much
         quantising each alone moves the logits, and keep the most sensitive ones in fp32,
-        fewest first, until the loss on ``eval_data`` is within ``max_accuracy_drop``
+        fewest first, until the predictions changed on ``eval_data``, plus one standard
+        error of their count, are at most ``max_accuracy_drop`` % of the texts
         (:mod:`lmworks.quantize`). The fastest variant within the budget is kept and the
         choice recorded; ``False`` quantises every node.
     keep_fp32:
@@ -195,7 +196,7 @@ def _search(source: Any, exported: Any, data: TextDataset, tmp: Path, options: E
         proba, seconds = timed(lambda: exported.predict_proba(data.texts))
         accuracy = exported.metrics_from_proba(labels, proba)["accuracy"]
         return Variant([], 100.0 * (reference_accuracy - accuracy),
-                       float(np.mean(proba.argmax(1) == reference.argmax(1))), seconds)
+                       float(np.mean(proba.argmax(1) == reference.argmax(1))), seconds, texts=len(labels))
 
     with scratch_dir() as work:
         ranked = rank_nodes(tmp / FP32_FILE, logits_of, Path(work))
@@ -205,9 +206,11 @@ def _search(source: Any, exported: Any, data: TextDataset, tmp: Path, options: E
         shutil.copy2(chosen.path, tmp / ONNX_FILE)
     record = {"eval_source": data.source, "ranked_by": "mean |logit change| when quantised alone, first 512 texts",
               "most_sensitive": [[n, round(score, 5)] for n, score in ranked[:8]],
-              "criterion": "at most max_accuracy_drop % of the predictions changed",
+              "criterion": "changed predictions plus one standard error (sqrt of their count) at most "
+                           "max_accuracy_drop % of the texts",
               "kept_fp32": len(chosen.kept_fp32), "accuracy_drop_points": round(chosen.accuracy_drop_points, 4),
-              "changed_pct": round(chosen.changed_pct, 4), "tried": chosen.notes.get("tried", [])}
+              "changed_pct": round(chosen.changed_pct, 4), "changed_upper_pct": round(chosen.changed_upper_pct, 4),
+              "tried": chosen.notes.get("tried", [])}
     return chosen.kept_fp32, record
 
 

@@ -28,7 +28,8 @@ def register(sub) -> None:
                    help="warn loudly when the export loses more accuracy points than this on --eval (default: 0.5)")
     p.add_argument("--no-search", action="store_true",
                    help="with --quantize int8 and --eval: skip the search that keeps the most sensitive nodes in "
-                   "fp32 until at most --max-accuracy-drop %% of the --eval predictions change; keep the "
+                   "fp32 until at most --max-accuracy-drop %% of the --eval predictions change (counting one standard "
+                   "error of that count as changed too: sqrt(count)); keep the "
                    "feed-forward down-projections in fp32 instead (the default without --eval)")
     p.add_argument("--keep-fp32", action="append", metavar="NODE",
                    help="keep this graph node in fp32 instead of searching (repeatable; as listed in an earlier "
