@@ -119,7 +119,7 @@ def test_int8_search_counts_one_standard_error_of_the_changed_predictions(onnx_f
     assert search([140, 100, 50], texts=12750).kept_fp32 == [name for name, _ in ranked[:2]]
     # never within it: the fp32 graph itself
     assert search([7] * len(ranked) + [0]).path == graph
-    with pytest.raises(ValueError, match="texts"):
+    with pytest.raises(ValueError, match="number of texts"):
         _ = Variant([], 0.0, 1.0, 0.1).changed_upper_pct
 
 

@@ -74,11 +74,16 @@ class Variant:
 
     @property
     def changed_upper_pct(self) -> float:
-        """The changed share plus one standard error of its count (``√count``), in percent of ``texts``."""
-        if self.texts <= 0:
-            raise ValueError("Variant.texts (how many texts were compared) is needed for the standard error")
-        count = (1.0 - self.agreement) * self.texts
-        return 100.0 * (count + float(np.sqrt(count))) / self.texts
+        """The changed share plus one standard error of its count (:func:`changed_upper_pct`)."""
+        return changed_upper_pct(self.changed_pct, self.texts)
+
+
+def changed_upper_pct(changed_pct: float, texts: int) -> float:
+    """``changed_pct`` % of ``texts`` plus one standard error of that count (``√count``), in percent."""
+    if texts <= 0:
+        raise ValueError("the number of texts compared is needed for the standard error (got 0)")
+    count = changed_pct / 100.0 * texts
+    return 100.0 * (count + float(np.sqrt(count))) / texts
 
 
 def quantizable_nodes(model_path: Path) -> list[str]:
