@@ -63,7 +63,8 @@ def test_int8_export_via_cli_reports_accuracy_and_evaluates(tiny_model_dir, tmp_
     assert metrics["accuracy"] == pytest.approx(report["accuracy_onnx"])
 
 
-def test_int8_search_keeps_sensitive_nodes_in_fp32_until_within_the_budget(tiny_model_dir, tmp_path, heldout):
+def test_int8_search_keeps_sensitive_nodes_in_fp32_until_within_the_budget(tiny_model_dir, tmp_path, heldout,
+                                                                           caplog):
     """A budget no full-int8 graph meets forces fp32 nodes; the choice and the search are recorded."""
     data = lmworks.read_dataset(heldout[0])
     report = export_onnx(tiny_model_dir, tmp_path / "tight", ExportOptions(quantize="int8", max_accuracy_drop=-0.01),
@@ -87,12 +88,17 @@ def test_int8_search_keeps_sensitive_nodes_in_fp32_until_within_the_budget(tiny_
     export_onnx(tiny_model_dir, tmp_path / "named", ExportOptions(quantize="int8", keep_fp32=(node,)))
     assert json.loads((tmp_path / "named" / "lmworks.json").read_text())["onnx"]["kept_fp32"] == [node]
     assert lmworks.load(tmp_path / "named").predict(["a great film"])[0] in ("neg", "pos")
-    # without eval data the feed-forward down-projections stay fp32; "none" quantises every node
-    export_onnx(tiny_model_dir, tmp_path / "plain", ExportOptions(quantize="int8"))
+    # without eval data the feed-forward down-projections stay fp32, with a warning; "none" quantises every node
+    with caplog.at_level(logging.WARNING, logger="lmworks"):
+        assert main(["export", str(tiny_model_dir), "--quantize", "int8", "--output", str(tmp_path / "plain")]) == 0
+    assert "int8 without --eval" in caplog.text
     plain = json.loads((tmp_path / "plain" / "lmworks.json").read_text())["onnx"]["kept_fp32"]
     assert len(plain) == 2 and all(n.endswith("/output/dense/MatMul") and "attention" not in n for n in plain)
-    assert main(["export", str(tiny_model_dir), "--quantize", "int8", "--keep-fp32", "none", "--output",
-                 str(tmp_path / "all")]) == 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lmworks"):
+        assert main(["export", str(tiny_model_dir), "--quantize", "int8", "--keep-fp32", "none", "--output",
+                     str(tmp_path / "all")]) == 0
+    assert "int8 without --eval" not in caplog.text
     assert json.loads((tmp_path / "all" / "lmworks.json").read_text())["onnx"]["kept_fp32"] == []
 
 
