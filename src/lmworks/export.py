@@ -159,6 +159,10 @@ def _finish_graph(source: Any, tmp: Path, new_meta: dict[str, Any], report: dict
         write_meta(tmp, new_meta)
         kept, report["int8_search"] = _search(source, TextClassifier.load(tmp), eval_data, tmp, options)
     elif options.quantize == "int8":
+        if options.keep_fp32 is None and eval_data is None:
+            # the fixed default is the one measured least dependable (docs/benchmarks.md, issue 21)
+            LOGGER.warning("int8 without --eval (eval_data): the FFN down-projections stay fp32 unchecked; pass "
+                           "held-out data to choose the fp32 layers on it and measure the accuracy change")
         quantize_int8(tmp / FP32_FILE, tmp / ONNX_FILE, exclude=kept)
     if options.quantize == "int8" and (tmp / FP32_FILE).exists():
         (tmp / FP32_FILE).unlink()

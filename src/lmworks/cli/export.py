@@ -62,11 +62,7 @@ def run(args: argparse.Namespace) -> int:
                                                                               if n != "none"))
     report = export_onnx(args.model_dir, args.output, options, eval_data)
     print(json.dumps(report, indent=2))
-    if eval_data is None and args.quantize == "int8" and args.keep_fp32 is None:
-        # the fixed default is the one measured least dependable (docs/benchmarks.md, issue 21)
-        LOGGER.warning("int8 without --eval: the FFN down-projections stay fp32 unchecked and the accuracy change "
-                       "was not measured; pass --eval with held-out data to choose the fp32 layers on it")
-    elif eval_data is None:
+    if eval_data is None:
         LOGGER.info("no --eval data given: the accuracy difference to the PyTorch model was not measured")
     elif not report["within_tolerance"]:
         if args.strict:
