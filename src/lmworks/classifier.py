@@ -237,6 +237,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.check_fitted()
         return self.backend_.predict_proba(self.backend_.inputs(texts))
 
+    def predict_proba_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """:meth:`predict_proba`, and how many texts were cut at the token limit, without a warning.
+
+        For callers that predict in chunks and report truncation once (``lmworks predict``).
+        """
+        self.check_fitted()
+        return self.backend_.predict_proba_counted(self.backend_.inputs(texts))
+
     def decide(self, proba: np.ndarray, thresholds: np.ndarray | None = None) -> list[Any]:
         """Turn probabilities into labels: argmax, or per-label thresholds for multi-label.
 

@@ -104,7 +104,7 @@ def iter_chunks(
         raise DataError(
             f"{path}: not valid {encoding} text (byte {err.start}: {err.reason}); "
             "re-save the file as UTF-8 or pass --encoding"
-        ) from None
+        ) from err
 
 
 def sniff_delimiter(path: str | Path, encoding: str = "utf-8") -> str:
@@ -138,10 +138,10 @@ def _iter_csv(path, chunk_size: int, encoding: str, delimiter: str) -> Iterator[
         )
         with reader:
             yield from reader
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty (no header row)") from None
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: file is empty (no header row)") from err
     except pd.errors.ParserError as err:
-        raise DataError(f"{path}: malformed CSV ({str(err).strip()})") from None
+        raise DataError(f"{path}: malformed CSV ({str(err).strip()})") from err
 
 
 def _iter_jsonl(path, chunk_size: int, encoding: str) -> Iterator[pd.DataFrame]:
@@ -160,7 +160,7 @@ def _iter_jsonl(path, chunk_size: int, encoding: str) -> Iterator[pd.DataFrame]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{name} line {lineno}: invalid JSON ({err.msg})") from None
+                raise DataError(f"{name} line {lineno}: invalid JSON ({err.msg})") from err
             if not isinstance(record, dict):
                 raise DataError(f"{name} line {lineno}: expected a JSON object, got {type(record).__name__}")
             record["__line__"] = lineno
@@ -182,12 +182,12 @@ def _jsonl_frame(records: list[dict], start: int) -> pd.DataFrame:
 def _iter_parquet(path, chunk_size: int) -> Iterator[pd.DataFrame]:
     try:
         import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'lmworks[parquet]'") from None
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'lmworks[parquet]'") from err
     try:
         parquet = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from err
     start = 0
     for batch in parquet.iter_batches(batch_size=chunk_size):
         frame = batch.to_pandas()
@@ -204,9 +204,9 @@ def read_atomic(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding=encoding,
                             quoting=3, encoding_errors="strict")
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid {encoding} text (byte {err.start}: {err.reason})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty (no header row)") from None
+        raise DataError(f"{path}: not valid {encoding} text (byte {err.start}: {err.reason})") from err
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: file is empty (no header row)") from err
     frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
     return frame
 
@@ -333,10 +333,10 @@ def read_texts(path: str | Path, *, text_column: str = "text", encoding: str = "
     if Path(path).suffix.lower() == ".txt":
         try:
             return [line.strip() for line in Path(path).read_text(encoding=encoding).splitlines() if line.strip()]
-        except FileNotFoundError:
-            raise DataError(f"{path}: file not found") from None
+        except FileNotFoundError as err:
+            raise DataError(f"{path}: file not found") from err
         except UnicodeDecodeError as err:
-            raise DataError(f"{path}: not valid {encoding} text (byte {err.start})") from None
+            raise DataError(f"{path}: not valid {encoding} text (byte {err.start})") from err
     return read_dataset(path, text_column=text_column, label_column=None, encoding=encoding,
                         delimiter=delimiter).texts
 

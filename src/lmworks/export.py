@@ -28,6 +28,7 @@ from .data import TextDataset
 from .errors import ConfigError
 from .model_dir import META_FILE, check_output_dir, read_meta, write_meta
 from .quantize import default_keep_fp32, quantize_int8
+from .runtime import logging_state
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -280,13 +281,13 @@ def _optimize(path: Path, config) -> bool:
         return False
     fusion = FusionOptions("bert")
     fusion.enable_attention = False
-    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     try:
-        model = optimize_model(
-            str(path), model_type="bert", num_heads=int(config.num_attention_heads),
-            hidden_size=int(config.hidden_size), opt_level=0, optimization_options=fusion,
-        )
-        model.save_model_to_file(str(path))
+        with logging_state({"onnxruntime": logging.ERROR}):
+            model = optimize_model(
+                str(path), model_type="bert", num_heads=int(config.num_attention_heads),
+                hidden_size=int(config.hidden_size), opt_level=0, optimization_options=fusion,
+            )
+            model.save_model_to_file(str(path))
     except Exception as err:  # noqa: BLE001 - an optimisation is never worth failing the export
         LOGGER.warning("ONNX graph optimisation skipped (%s)", str(err).splitlines()[0])
         return False

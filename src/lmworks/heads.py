@@ -146,7 +146,7 @@ def load_network(directory: Path, *, pooling: Pooling, dropout: float = 0.1) -> 
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
         state = load_file(str(directory / WEIGHTS_FILE))
     except (OSError, ValueError, SafetensorError) as err:
-        raise ModelDirError(f"{directory}: cannot read weights ({str(err).splitlines()[0]})") from None
+        raise ModelDirError(f"{directory}: cannot read weights ({str(err).splitlines()[0]})") from err
     network: Any
     if pooling is Pooling.CLS:
         network = StockClassifier(AutoModelForSequenceClassification.from_config(config))
@@ -158,12 +158,12 @@ def load_network(directory: Path, *, pooling: Pooling, dropout: float = 0.1) -> 
         try:
             network.head.load_state_dict(head_state, strict=True)
         except RuntimeError as err:
-            raise ModelDirError(f"{directory}: head weights do not match config.json ({_first(err)})") from None
+            raise ModelDirError(f"{directory}: head weights do not match config.json ({_first(err)})") from err
         target = network.encoder
     try:
         missing, unexpected = target.load_state_dict(state, strict=False)
     except RuntimeError as err:
-        raise ModelDirError(f"{directory}: weights do not match config.json ({_first(err)})") from None
+        raise ModelDirError(f"{directory}: weights do not match config.json ({_first(err)})") from err
     # Tied or buffer-only keys (position_ids) may be legitimately absent; real weights may not.
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:

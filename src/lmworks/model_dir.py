@@ -92,7 +92,7 @@ def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelDirError(f"{path}: corrupt ({err})") from None
+        raise ModelDirError(f"{path}: corrupt ({err})") from err
 
 
 def check_output_dir(directory: str | Path, *, meta_file: str = META_FILE) -> None:
@@ -161,7 +161,7 @@ def _check_config_labels(config_path: Path, labels: list[str]) -> None:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise ModelDirError(f"{config_path}: unreadable ({err})") from None
+        raise ModelDirError(f"{config_path}: unreadable ({err})") from err
     id2label = config.get("id2label") or {}
     in_config = [id2label.get(str(i), id2label.get(i)) for i in range(len(id2label))]
     if in_config != labels:

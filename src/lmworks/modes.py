@@ -27,8 +27,8 @@ class Mode(str, enum.Enum):
         """The member for ``value`` (a member or its value); :class:`ConfigError` otherwise."""
         try:
             return cls(value)
-        except ValueError:
-            raise ConfigError(f"unknown {cls.__what__} {value!r}: choose {cls.choices_text()}") from None
+        except ValueError as err:
+            raise ConfigError(f"unknown {cls.__what__} {value!r}: choose {cls.choices_text()}") from err
 
     @classmethod
     def choices(cls) -> list[str]:

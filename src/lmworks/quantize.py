@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from .runtime import logging_state
+
 LOGGER = logging.getLogger("lmworks")
 #: How many of the most sensitive nodes the search keeps in fp32, in turn.
 KEEP_FP32_STEPS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 36)
@@ -111,12 +113,13 @@ def quantize_int8(source: Path, target: Path, *, include: Sequence[str] | None =
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger("root").setLevel(logging.ERROR)  # its pre-processing hint is noise here
-    # Fused ops (com.microsoft domain) defeat ONNX shape inference; their outputs are fp32.
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_quantize=list(include) if include is not None else None,
-                     nodes_to_exclude=list(exclude) or None,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    # onnxruntime logs its pre-processing hint (noise here) through the root logger.
+    with logging_state({"root": logging.ERROR}):
+        # Fused ops (com.microsoft domain) defeat ONNX shape inference; their outputs are fp32.
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_quantize=list(include) if include is not None else None,
+                         nodes_to_exclude=list(exclude) or None,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 #: ``logits_of(graph_path) -> (logits, seconds)`` on the evaluation texts.

@@ -15,7 +15,7 @@ import contextlib
 import importlib.util
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,34 @@ def installed_package_dir(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(list(spec.submodule_search_locations)[0])
+
+
+@contextlib.contextmanager
+def logging_state(levels: Mapping[str, int] | None = None, *, keep: Sequence[str] = ()) -> Iterator[None]:
+    """Set some loggers' levels for a block; afterwards put back everything about them and the root logger.
+
+    Restored: the level, handlers, filters, ``propagate`` and ``disabled`` of every logger in
+    ``levels`` and ``keep`` and of the root logger. The root logger is always among them
+    because a library that logs through the module-level ``logging.warning(...)`` adds a
+    handler to it (``basicConfig``) the first time, which would change a user's own logging
+    for the rest of the process. ``"root"`` names the root logger.
+    """
+    import logging
+
+    names = {"root", *(levels or {}), *keep}
+    loggers = [logging.getLogger(None if name == "root" else name) for name in names]
+    saved = [(lg, lg.level, list(lg.handlers), list(lg.filters), lg.propagate, lg.disabled) for lg in loggers]
+    for name, level in (levels or {}).items():
+        logging.getLogger(None if name == "root" else name).setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, level, handlers, filters, propagate, disabled in saved:
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+            lg.filters[:] = filters
+            lg.propagate = propagate
+            lg.disabled = disabled
 
 
 class quiet_transformers:

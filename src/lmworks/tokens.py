@@ -32,13 +32,21 @@ DEFAULT_MAX_TOKENS = 2048
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int, *, what: str = "texts") -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``; logs how many were truncated.
+    """Token ids per text, truncated to ``max_length``; logs how many were truncated."""
+    ids, truncated = tokenize_counted(tokenizer, texts, max_length)
+    warn_truncated(truncated, len(ids), max_length, what=what)
+    return ids
+
+
+def tokenize_counted(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], int]:
+    """Token ids per text, truncated to ``max_length``, and how many texts were truncated (nothing logged).
 
     Tokenising without truncation first costs little with a fast tokenizer and is
-    the only way to know how many texts lost their tail.
+    the only way to know how many texts lost their tail. Callers that predict a file
+    chunk by chunk add the counts up and report once (:func:`warn_truncated`).
     """
     if not texts:
-        return []
+        return [], 0
     full = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
     long_rows = [i for i, ids in enumerate(full) if len(ids) > max_length]
     if long_rows:
@@ -47,12 +55,14 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int, *, what: str
         )["input_ids"]
         for i, ids in zip(long_rows, cut):
             full[i] = ids
-        LOGGER.warning(
-            "%d of %d %s were longer than max_length=%d tokens and were truncated",
-            len(long_rows), len(full), what, max_length,
-            extra={"lmworks_truncated": (len(long_rows), len(full))},
-        )
-    return full
+    return full, len(long_rows)
+
+
+def warn_truncated(truncated: int, total: int, max_length: int | None, *, what: str = "texts") -> None:
+    """The one warning line for texts cut at the model's token limit (nothing when none were)."""
+    if truncated:
+        limit = f"max_length={max_length} tokens" if max_length is not None else "the model's max_length"
+        LOGGER.warning("%d of %d %s were longer than %s and were truncated", truncated, total, what, limit)
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,4 +115,4 @@ def load_tokenizer(directory: str | Path) -> Any:
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError, TypeError) as err:
-        raise ModelDirError(f"{directory}: cannot load tokenizer ({str(err).splitlines()[0]})") from None
+        raise ModelDirError(f"{directory}: cannot load tokenizer ({str(err).splitlines()[0]})") from err

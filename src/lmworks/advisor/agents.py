@@ -68,8 +68,8 @@ def require_sb3() -> Any:
     """Import stable-baselines3 or say how to install it."""
     try:
         import stable_baselines3
-    except ImportError:
-        raise ConfigError("the advisor's agents need stable-baselines3: pip install 'lmworks[advisor]'") from None
+    except ImportError as err:
+        raise ConfigError("the advisor's agents need stable-baselines3: pip install 'lmworks[advisor]'") from err
     return stable_baselines3
 
 

@@ -31,8 +31,8 @@ def _figure(result: BacktestResult):
         matplotlib.use("Agg")
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("the backtest report needs matplotlib: pip install 'lmworks[advisor]'") from None
+    except ImportError as err:
+        raise ConfigError("the backtest report needs matplotlib: pip install 'lmworks[advisor]'") from err
     import pandas as pd
 
     dates = pd.to_datetime(result.dates)

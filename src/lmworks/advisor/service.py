@@ -75,6 +75,6 @@ def create_advisor_app(advisor: Advisor, *, api_key: str | None = None, max_body
             with lock:
                 return advisor.allocate(as_of=request.as_of, risk=request.risk, current=current)
         except (LmworksError, ValueError) as err:
-            raise ApiError(422, "invalid_request", str(err)) from None
+            raise ApiError(422, "invalid_request", str(err)) from err
 
     return app

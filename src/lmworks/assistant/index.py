@@ -93,6 +93,6 @@ def make_index(kind: str, vectors: np.ndarray) -> ExactIndex:
 def _require_hnswlib():
     try:
         import hnswlib
-    except ImportError:
-        raise ConfigError("--index hnsw needs hnswlib: pip install 'lmworks[ann]'") from None
+    except ImportError as err:
+        raise ConfigError("--index hnsw needs hnswlib: pip install 'lmworks[ann]'") from err
     return hnswlib

@@ -107,11 +107,11 @@ def _read_yaml(path: Path, encoding: str) -> list[FaqEntry]:
     try:
         doc = yaml.safe_load(path.read_text(encoding=encoding))
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid {encoding} text (byte {err.start}); re-save as UTF-8") from None
+        raise DataError(f"{path}: not valid {encoding} text (byte {err.start}); re-save as UTF-8") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise DataError(f"{path}{where}: malformed YAML ({getattr(err, 'problem', err)})") from None
+        raise DataError(f"{path}{where}: malformed YAML ({getattr(err, 'problem', err)})") from err
     if isinstance(doc, dict) and "conversations" in doc:
         return _chatterbot(path, doc)
     items = doc.get("faq") if isinstance(doc, dict) else doc

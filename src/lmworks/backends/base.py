@@ -90,6 +90,14 @@ class Backend(abc.ABC):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities: softmax rows for single-label, independent sigmoids for multi-label."""
 
+    def predict_proba_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Probabilities, and how many texts were cut at the token limit (0 for a model without one).
+
+        Nothing is logged: a caller predicting a file chunk by chunk adds the counts up and
+        warns once. :meth:`predict_proba` warns per call.
+        """
+        return self.predict_proba(texts), 0
+
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """What ``lmworks.json`` records about this fitted backend (head, max length, base model...)."""
@@ -102,3 +110,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> Backend:
         """Rebuild from a directory written by :meth:`save`."""
+
+
+class TokenLimitedBackend(Backend):
+    """A backend that reads at most ``max_length`` tokens per text: it counts what it cuts.
+
+    Subclasses implement :meth:`predict_proba_counted`; :meth:`predict_proba` warns about
+    truncated texts from its count.
+    """
+
+    def token_limit(self) -> int | None:
+        """Tokens read per text (``max_length``)."""
+        return getattr(self, "max_length", None)
+
+    @abc.abstractmethod
+    def predict_proba_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Probabilities and the number of truncated texts."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities; a warning names how many texts were truncated."""
+        from ..tokens import warn_truncated
+
+        proba, truncated = self.predict_proba_counted(texts)
+        warn_truncated(truncated, len(texts), self.token_limit())
+        return proba

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend, FitRun, ScoreFn
+from .base import Backend, FitRun, ScoreFn, TokenLimitedBackend
 from .tfidf import TfidfBackend
 
 BLEND_DIR = "blend"
@@ -69,7 +69,7 @@ def best_blend_weight(primary: np.ndarray, secondary: np.ndarray, score_fn: Scor
     return best_w, best_metrics
 
 
-class BlendBackend(Backend):
+class BlendBackend(TokenLimitedBackend):
     """The encoder's and TF-IDF's probabilities combined with a dev-chosen weight."""
 
     def __init__(self, primary: Backend, secondary: TfidfBackend | None = None, weight: float = 0.0,
@@ -105,13 +105,17 @@ class BlendBackend(Backend):
         }
         return info
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """The encoder's probabilities, combined with TF-IDF's when the weight is > 0."""
-        proba = self.primary.predict_proba(texts)
+    def token_limit(self) -> int | None:
+        """The encoder's ``max_length`` (TF-IDF reads every word)."""
+        return self.primary.token_limit() if isinstance(self.primary, TokenLimitedBackend) else None
+
+    def predict_proba_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """The encoder's probabilities, combined with TF-IDF's when the weight is > 0; the encoder's truncations."""
+        proba, truncated = self.primary.predict_proba_counted(texts)
         if self.weight > 0:
             proba = mix(proba, self.secondary.predict_proba(texts), self.weight, kind=self.kind,
                         multi_label=self.multi_label)
-        return proba
+        return proba, truncated
 
     def describe(self) -> dict[str, Any]:
         """The encoder's record, plus the blend's weight and formula when its weight is > 0."""

@@ -18,8 +18,8 @@ import numpy as np
 from ..errors import ConfigError, ModelDirError
 from ..heads import activate
 from ..runtime import usable_cpus
-from ..tokens import load_tokenizer, pad_batch, sorted_batches, tokenize
-from .base import Backend, FitRun
+from ..tokens import load_tokenizer, pad_batch, sorted_batches, tokenize_counted
+from .base import FitRun, TokenLimitedBackend
 
 ONNX_FILE = "model.onnx"
 #: Padded tokens per batch, measured best on 2 AVX2 cores with MiniLM: int8 GEMMs gain
@@ -31,12 +31,12 @@ def require_onnxruntime():
     """Import ``onnxruntime`` or explain which extra provides it."""
     try:
         import onnxruntime
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise ConfigError("ONNX support needs onnxruntime: pip install 'lmworks[onnx]'") from None
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ConfigError("ONNX support needs onnxruntime: pip install 'lmworks[onnx]'") from err
     return onnxruntime
 
 
-class OnnxBackend(Backend):
+class OnnxBackend(TokenLimitedBackend):
     """Inference-only backend over an exported ``model.onnx``."""
 
     name = "onnx"
@@ -85,12 +85,12 @@ class OnnxBackend(Backend):
                 run(batch)
         return out
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities from ONNX Runtime."""
+    def predict_proba_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Class probabilities from ONNX Runtime, and the count of truncated texts."""
         if self.session is None:
             raise RuntimeError("backend is not loaded")
-        logits = self.logits_from_ids(tokenize(self.tokenizer, texts, self.max_length))
-        return activate(logits, multi_label=self.multi_label)
+        ids, truncated = tokenize_counted(self.tokenizer, texts, self.max_length)
+        return activate(self.logits_from_ids(ids), multi_label=self.multi_label), truncated
 
     def describe(self) -> dict[str, Any]:
         """The export's own record (graph file, opset, quantisation), as loaded."""
@@ -113,7 +113,7 @@ class OnnxBackend(Backend):
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ModelDirError(f"{path}: cannot load ONNX graph ({first})") from None
+            raise ModelDirError(f"{path}: cannot load ONNX graph ({first})") from err
 
     @classmethod
     def load(cls, directory: Path, meta: dict[str, Any]) -> OnnxBackend:

@@ -107,7 +107,7 @@ class TfidfBackend(Backend):
         try:
             backend.pipeline = joblib.load(path)
         except Exception as err:  # unpickling raises arbitrary types on a damaged file
-            raise ModelDirError(f"{path}: cannot load ({type(err).__name__}: {err})") from None
+            raise ModelDirError(f"{path}: cannot load ({type(err).__name__}: {err})") from err
         backend._fast = FastTfidfScorer.from_pipeline(backend.pipeline)
         return backend
 

@@ -13,16 +13,16 @@ from ..heads import activate, forward_logits
 from ..models import resolve_encoder
 from ..modes import Adversarial, ClassWeighting, Pooling
 from ..runtime import quiet_transformers, seed_everything, torch_threads
-from ..tokens import load_tokenizer, tokenize
+from ..tokens import load_tokenizer, tokenize, tokenize_counted
 from ..training.config import TrainConfig
 from ..training.losses import Loss
 from ..training.objectives import ClassificationObjective
-from .base import Backend, FitRun, SoftTargets
+from .base import FitRun, SoftTargets, TokenLimitedBackend
 
 LOGGER = logging.getLogger("lmworks")
 
 
-class TransformerBackend(Backend):
+class TransformerBackend(TokenLimitedBackend):
     """A pretrained encoder (BERT family) fine-tuned end to end.
 
     Parameters
@@ -133,12 +133,13 @@ class TransformerBackend(Backend):
         logits = forward_logits(self.network, input_ids, self.tokenizer.pad_token_id)
         return activate(logits, multi_label=self.multi_label)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, computed in length-sorted batches."""
+    def predict_proba_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Class probabilities, computed in length-sorted batches, and the count of truncated texts."""
         if self.network is None:
             raise RuntimeError("backend is not fitted")
+        ids, truncated = tokenize_counted(self.tokenizer, texts, self.max_length)
         with torch_threads(self.num_threads):
-            return self._proba(tokenize(self.tokenizer, texts, self.max_length))
+            return self._proba(ids), truncated
 
     def save(self, directory: Path) -> None:
         """Write transformers-layout files: config.json, model.safetensors, tokenizer."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 
 from ..errors import LmworksError
+from .common import HelpFormatter, json_to_stdout
 
 SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "robustness", "pretrain", "export", "serve", "assistant",
                "recommend", "monitor", "advisor", "federated", "models", "datasets")
@@ -25,17 +27,29 @@ def build_parser() -> argparse.ArgumentParser:
     from ..runtime import lmworks_version
 
     parser = argparse.ArgumentParser(
-        prog="lmworks",
+        prog="lmworks", formatter_class=HelpFormatter,
         description="Fine-tune, evaluate and apply pretrained transformer text classifiers, "
         "on a CPU and offline.",
         epilog="Run 'lmworks COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"lmworks {lmworks_version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show debug messages, and an error's full traceback with its cause")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(f".{name}", __name__).register(sub)
+    for each in walk_parsers(parser):
+        each.formatter_class = HelpFormatter
     return parser
+
+
+def walk_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every subcommand parser below it, depth first."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                yield from walk_parsers(child)
 
 
 class _OneLine(logging.Formatter):
@@ -51,12 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     logger = logging.getLogger("lmworks")
+    saved = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     logger.propagate = False
     try:
-        return int(args.run(args) or 0)
+        with json_to_stdout(args):
+            return int(args.run(args) or 0)
     except LmworksError as err:
+        if args.verbose:
+            traceback.print_exception(err, file=sys.stderr)
         print(f"lmworks: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -66,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 from ..advisor.portfolio import REBALANCE_DAYS
 from ..advisor.profile import EQUITY_BAND
 from ..advisor.strategies import ANCHOR_WEIGHTS
-from .common import positive_int
+from .common import (
+    ADVISOR_PORT,
+    STDOUT,
+    ListOption,
+    add_json_option,
+    add_server_options,
+    positive_int,
+    write_json,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -48,22 +55,21 @@ def _costs(parser: argparse.ArgumentParser) -> None:
                         "episode is a year of them")
     parser.add_argument("--timesteps", type=positive_int, default=30_000,
                         help="training steps per agent (default: 30000)")
-    parser.add_argument("--anchors", default=",".join(f"{a:g}" for a in ANCHOR_WEIGHTS), metavar="W,...",
+    parser.add_argument("--anchors", action=ListOption, item=_anchor, default=list(ANCHOR_WEIGHTS), metavar="W,W",
                         help="candidate weights of the profile's strategic mix (1/N at the middle of its band) "
                         "blended into each agent's targets: the validation year keeps the largest weight whose "
                         "utility is within one standard error of the best, so a tactic the agent learnt is followed "
-                        "only where it beat the strategic mix by more than the noise (default: %(default)s; 0: the "
-                        "agent alone)")
+                        f"only where it beat the strategic mix by more than the noise (default: "
+                        f"{','.join(f'{a:g}' for a in ANCHOR_WEIGHTS)}; 0: the agent alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _anchors(text: str) -> tuple[float, ...]:
-    from ..errors import ConfigError
-
-    try:
-        return tuple(float(x) for x in _split(text))
-    except ValueError:
-        raise ConfigError(f"--anchors must be comma-separated numbers in [0, 1], got {text!r}") from None
+def _anchor(text: str) -> float:
+    """One ``--anchors`` weight: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be in [0, 1]")
+    return value
 
 
 def _register_backtest(s) -> None:
@@ -75,12 +81,13 @@ def _register_backtest(s) -> None:
     _prices(b)
     _costs(b)
     b.add_argument("--test-years", type=positive_int, default=5, help="last calendar years tested (default: 5)")
-    b.add_argument("--seeds", default="0,1,2", help="training seeds (default: 0,1,2)")
-    b.add_argument("--profiles", default="conservative,moderate,aggressive",
-                   help="risk profiles to train agents for, comma-separated (default: all three)")
-    b.add_argument("--agents", default="ppo,dqn",
-                   help="ppo (continuous weights) and/or dqn (a choice among candidate allocations) (default: both)")
-    b.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    b.add_argument("--seeds", action=ListOption, item=int, default=[0, 1, 2], metavar="N,N",
+                   help="training seeds")
+    b.add_argument("--profiles", action=ListOption, default=["conservative", "moderate", "aggressive"],
+                   metavar="NAME,NAME", help="risk profiles to train agents for")
+    b.add_argument("--agents", action=ListOption, default=["ppo", "dqn"], metavar="NAME,NAME",
+                   help="ppo (continuous weights) and/or dqn (a choice among candidate allocations)")
+    add_json_option(b, "write the results as JSON")
     b.add_argument("--report", metavar="FILE.html|FILE.png", help="equity curves and drawdowns")
     b.set_defaults(run=run_backtest)
 
@@ -96,36 +103,35 @@ def _register_train(s) -> None:
     t.add_argument("--agent", choices=["dqn", "ppo"], default="dqn",
                    help="dqn chooses among allocation rules (its choice is named), ppo sets weights (default: dqn)")
     t.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
-    t.add_argument("--output", required=True, metavar="DIR")
-    t.set_defaults(run=run_train)
+    t.add_argument("--output", "-o", required=True, metavar="DIR", help="advisor directory to write")
+    add_json_option(t, "write the validation summary as JSON (default: -)")
+    t.set_defaults(run=run_train, json=STDOUT)
 
 
 def _register_use(s) -> None:
     a = s.add_parser("allocate", help="target weights at a date for a profile, with the features behind them")
-    a.add_argument("advisor_dir", metavar="DIR")
+    a.add_argument("advisor_dir", metavar="DIR", help="an advisor directory from 'advisor train'")
     a.add_argument("--as-of", help="ISO date of the close to decide at (default: the last one)")
     a.add_argument("--risk", help="conservative, moderate, aggressive, or a risk aversion > 0 (default: the "
                    "advisor's default profile)")
     a.add_argument("--prices", metavar="FILE", help="newer prices for the same assets (default: the stored ones)")
-    a.set_defaults(run=run_allocate)
+    add_json_option(a, "write the allocation as JSON (default: -)")
+    a.set_defaults(run=run_allocate, json=STDOUT)
 
     q = s.add_parser("profile", help="a short questionnaire that maps a client to a risk profile",
                      description="Asks five questions (horizon, reaction to a 20 %% fall, income stability, share of "
                      "savings, experience) and prints the profile; --answers answers them non-interactively.")
-    q.add_argument("--answers", metavar="KEY=N,...", help="e.g. horizon=2,fall=1,income=1,savings=2,experience=0 "
+    q.add_argument("--answers", action=ListOption, metavar="KEY=N,KEY=N",
+                   help="e.g. horizon=2,fall=1,income=1,savings=2,experience=0 "
                    "(0-based answer numbers)")
-    q.set_defaults(run=run_profile)
+    add_json_option(q, "write the profile as JSON (default: -)")
+    q.set_defaults(run=run_profile, json=STDOUT)
 
     v = s.add_parser("serve", help="HTTP service: POST /v1/allocate")
     v.add_argument("advisor_dir", metavar="DIR")
-    v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    v.add_argument("--port", type=int, default=8003, help="port (default: 8003)")
+    add_server_options(v, port=ADVISOR_PORT)
     v.add_argument("--api-key-env", metavar="VAR", help="require this environment variable's value as X-API-Key")
     v.set_defaults(run=run_serve)
-
-
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
 def run_backtest(args: argparse.Namespace) -> int:
@@ -133,17 +139,16 @@ def run_backtest(args: argparse.Namespace) -> int:
     from ..advisor.agents import AgentConfig
     from ..advisor.backtest import BacktestConfig, backtest
     from ..advisor.prices import read_prices
-    from ..atomic import write_text_atomic
 
     prices = read_prices(args.prices, fill=args.fill)
     config = BacktestConfig(test_years=args.test_years, cost_bps=args.cost_bps, rebalance_days=args.rebalance_days,
-                            seeds=tuple(int(x) for x in _split(args.seeds)), profiles=_split(args.profiles),
-                            agents=_split(args.agents), agent=AgentConfig(timesteps=args.timesteps),
-                            anchors=_anchors(args.anchors))
+                            seeds=tuple(args.seeds), profiles=tuple(args.profiles),
+                            agents=tuple(args.agents), agent=AgentConfig(timesteps=args.timesteps),
+                            anchors=tuple(args.anchors))
     result = backtest(prices, config, progress=not args.quiet)
     print_table(result.summary)
     if args.json:
-        write_text_atomic(args.json, json.dumps(result.summary, indent=2) + "\n")
+        write_json(args.json, result.summary)
     if args.report:
         from ..advisor.report import write_report
 
@@ -173,11 +178,11 @@ def run_train(args: argparse.Namespace) -> int:
     prices = read_prices(args.prices, fill=args.fill)
     config = AdvisorConfig(agent=args.agent, default_risk=args.risk, cost_bps=args.cost_bps,
                            rebalance_days=args.rebalance_days, seed=args.seed,
-                           training=AgentConfig(timesteps=args.timesteps), anchors=_anchors(args.anchors))
+                           training=AgentConfig(timesteps=args.timesteps), anchors=tuple(args.anchors))
     advisor = Advisor(config).fit(prices, progress=not args.quiet)
     advisor.save(args.output)
-    print(json.dumps({"validation_utility": advisor.validation_, "anchor_weights": advisor.anchors_,
-                      "output": args.output}, indent=2))
+    write_json(args.json, {"validation_utility": advisor.validation_, "anchor_weights": advisor.anchors_,
+                           "output": args.output})
     return 0
 
 
@@ -188,7 +193,7 @@ def run_allocate(args: argparse.Namespace) -> int:
 
     advisor = Advisor.load(args.advisor_dir)
     prices = read_prices(args.prices) if args.prices else None
-    print(json.dumps(advisor.allocate(as_of=args.as_of, risk=args.risk, prices=prices), indent=2))
+    write_json(args.json, advisor.allocate(as_of=args.as_of, risk=args.risk, prices=prices))
     return 0
 
 
@@ -199,9 +204,9 @@ def run_profile(args: argparse.Namespace) -> int:
 
     if args.answers:
         try:
-            answers = {k.strip(): int(v) for k, v in (part.split("=", 1) for part in _split(args.answers))}
-        except ValueError:
-            raise ConfigError(f"--answers must look like horizon=2,fall=1,..., got {args.answers!r}") from None
+            answers = {k.strip(): int(v) for k, v in (part.split("=", 1) for part in args.answers)}
+        except ValueError as err:
+            raise ConfigError(f"--answers must look like horizon=2,fall=1,..., got {args.answers!r}") from err
     else:
         answers = {}
         for question in QUESTIONS:
@@ -209,7 +214,7 @@ def run_profile(args: argparse.Namespace) -> int:
             for i, (text, _) in enumerate(question.answers):
                 print(f"  {i}) {text}")
             answers[question.key] = int(input("> ").strip())
-    print(json.dumps(profile_from_answers(answers), indent=2))
+    write_json(args.json, profile_from_answers(answers))
     return 0
 
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+
+from .common import (
+    ASSISTANT_PORT,
+    STDOUT,
+    add_json_option,
+    add_server_options,
+    deprecated_alias,
+    positive_int,
+    write_json,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -31,31 +40,35 @@ def _register_build(s) -> None:
                      description="Embed every question and calibrate the hand-off rule. FAQ_FILE has columns "
                      "question, answer, optional intent (CSV/JSONL/Parquet), a YAML list of such mappings, "
                      "the chatterbot-corpus YAML layout, or a folder of chatterbot .yml files.")
-    b.add_argument("faq", metavar="FAQ_FILE")
-    b.add_argument("--output", required=True, metavar="DIR")
+    b.add_argument("faq", metavar="FAQ_FILE", help="question/answer pairs (see above)")
+    b.add_argument("--output", "-o", required=True, metavar="DIR", help="assistant directory to write")
     b.add_argument("--model", default=d.model, help=f"encoder name or directory (default: {d.model})")
-    b.add_argument("--calibration", metavar="QUERIES_FILE",
+    b.add_argument("--eval", metavar="QUERIES_FILE",
                    help="held-out queries (query, expected_question; empty = should hand off) to choose the "
                    "threshold on; default: leave-one-out over the knowledge base")
+    deprecated_alias(b, "--calibration", "--eval", "eval")
     b.add_argument("--target-precision", type=float, default=d.target_precision,
                    help=f"precision the answered questions should reach (default: {d.target_precision})")
     b.add_argument("--threshold", type=float, help="fixed confidence threshold instead of a calibrated one")
     b.add_argument("--margin", type=float, help="fixed ambiguity margin instead of a calibrated one")
     b.add_argument("--index", choices=["exact", "hnsw"], default=d.index,
                    help="exact numpy cosine (default) or approximate HNSW (extra 'ann') for large bases")
-    b.add_argument("--max-length", type=int, default=d.max_length, help="tokens read per question")
+    b.add_argument("--max-length", type=positive_int, default=d.max_length,
+                   help="max tokens per question; longer ones are truncated")
     b.add_argument("--intent-model", metavar="MODEL_DIR",
                    help="an intent classifier ('lmworks train' on question/intent): its prediction is returned "
                    "with each answer and re-ranks candidates whose intent it supports")
-    b.add_argument("--encoding", default="utf-8")
-    b.set_defaults(run=run_build)
+    b.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input")
+    add_json_option(b, "write the build summary (entries, conflicts, calibration) as JSON (default: -)")
+    b.set_defaults(run=run_build, json=STDOUT)
 
 
 def _register_use(s) -> None:
     a = s.add_parser("ask", help="answer one question (JSON out)")
-    a.add_argument("index_dir", metavar="DIR")
-    a.add_argument("question")
-    a.set_defaults(run=run_ask)
+    a.add_argument("index_dir", metavar="DIR", help="an assistant directory from 'assistant build'")
+    a.add_argument("question", help="the question, in quotes")
+    add_json_option(a, "write the answer as JSON (default: -)")
+    a.set_defaults(run=run_ask, json=STDOUT)
 
     c = s.add_parser("chat", help="interactive session (one question per line; Ctrl-D ends)")
     c.add_argument("index_dir", metavar="DIR")
@@ -67,31 +80,32 @@ def _register_use(s) -> None:
                      "it ranks those held-out queries better (top-1, then top-3), and the hand-off rule is "
                      "recalibrated on them.")
     t.add_argument("index_dir", metavar="DIR")
-    t.add_argument("--output", required=True, metavar="DIR", help="new index directory (may equal DIR)")
-    t.add_argument("--dev", metavar="QUERIES_FILE", help="held-out queries to check and calibrate on")
-    t.add_argument("--epochs", type=float, default=1.0)
-    t.add_argument("--lr", type=float, default=2e-5)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(run=run_tune)
+    t.add_argument("--output", "-o", required=True, metavar="DIR", help="new index directory to write (may equal DIR)")
+    t.add_argument("--eval", metavar="QUERIES_FILE", help="held-out queries to check and calibrate on")
+    deprecated_alias(t, "--dev", "--eval", "eval")
+    t.add_argument("--epochs", type=float, default=1.0, help="passes over the pairs")
+    t.add_argument("--lr", type=float, default=2e-5, help="peak learning rate")
+    t.add_argument("--batch-size", type=positive_int, default=32, help="pairs per batch (the in-batch negatives)")
+    t.add_argument("--seed", type=int, default=42, help="random seed")
+    t.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_json_option(t, "write the tuning report as JSON (default: -)")
+    t.set_defaults(run=run_tune, json=STDOUT)
 
     e = s.add_parser("evaluate", help="top-1/top-3, hand-off precision/recall, coverage-accuracy curve",
                      description="QUERIES_FILE (CSV/JSONL) has columns query and expected_question; an empty "
                      "expected_question marks a query the assistant should hand off.")
     e.add_argument("index_dir", metavar="DIR")
     e.add_argument("queries", metavar="QUERIES_FILE")
-    e.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    add_json_option(e, "also write the metrics as JSON")
     e.set_defaults(run=run_evaluate)
 
     v = s.add_parser("serve", help="POST /v1/ask and a chat page; exchanges logged to SQLite")
     v.add_argument("index_dir", metavar="DIR")
-    v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8001)
+    add_server_options(v, port=ASSISTANT_PORT)
     v.add_argument("--log-db", default=None, metavar="PATH",
                    help="SQLite file for the exchange log (default: DIR/../assistant_log.sqlite)")
     v.add_argument("--api-key-env", metavar="VAR", help="require the API key held in this environment variable")
-    v.add_argument("--max-chars", type=int, default=2000, help="characters per question (default: 2000)")
+    v.add_argument("--max-chars", type=positive_int, default=2000, help="characters per question (default: 2000)")
     v.set_defaults(run=run_serve)
 
 
@@ -105,14 +119,14 @@ def run_build(args: argparse.Namespace) -> int:
     config = AssistantConfig(model=args.model, max_length=args.max_length, index=args.index,
                              target_precision=args.target_precision, threshold=args.threshold, margin=args.margin,
                              intent_model=str(Path(args.intent_model).resolve()) if args.intent_model else None)
-    calibration = read_queries(args.calibration) if args.calibration else None
+    calibration = read_queries(args.eval) if args.eval else None
     assistant = Assistant.build(entries, config, calibration)
     assistant.save(args.output)
     for c in conflicts[:10]:
         LOGGER.warning("question %r has %d different answers (%s)", c["question"], len(c["answers"]),
                        "; ".join(c["where"][:3]))
-    print(json.dumps({"entries": len(entries), "conflicting_questions": len(conflicts),
-                      "calibration": assistant.calibration}, indent=2, ensure_ascii=False))
+    write_json(args.json, {"entries": len(entries), "conflicting_questions": len(conflicts),
+                           "calibration": assistant.calibration})
     LOGGER.info("wrote %s", args.output)
     return 0
 
@@ -121,7 +135,7 @@ def run_ask(args: argparse.Namespace) -> int:
     """One question, JSON answer."""
     from ..assistant import Assistant
 
-    print(json.dumps(Assistant.load(args.index_dir).ask(args.question), indent=2, ensure_ascii=False))
+    write_json(args.json, Assistant.load(args.index_dir).ask(args.question))
     return 0
 
 
@@ -155,26 +169,25 @@ def run_tune(args: argparse.Namespace) -> int:
     from ..assistant.tune import TuneConfig, tune
 
     assistant = Assistant.load(args.index_dir)
-    dev = read_queries(args.dev) if args.dev else None
+    dev = read_queries(args.eval) if args.eval else None
     report = tune(assistant, TuneConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed),
                   dev, progress=not args.quiet)
     if not report["kept"]:
         assistant.tuning = None
     assistant.save(args.output)
-    print(json.dumps({"tuning": report, "calibration": assistant.calibration}, indent=2, ensure_ascii=False))
+    write_json(args.json, {"tuning": report, "calibration": assistant.calibration})
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate on labelled queries."""
     from ..assistant import Assistant, read_queries
-    from ..atomic import write_text_atomic
 
     assistant = Assistant.load(args.index_dir)
     metrics = assistant.evaluate(read_queries(args.queries))
     print(format_assistant_report(metrics))
     if args.json:
-        write_text_atomic(args.json, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        write_json(args.json, metrics)
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import ListOption, positive_int
+
 
 def register(sub) -> None:
     """Add the subcommand."""
@@ -15,10 +17,12 @@ def register(sub) -> None:
                          description="Write NAME as OUTPUT/{train,dev,test}.csv with text,label columns, "
                          "split stratified by label with a fixed seed.")
     e.add_argument("name", help="dataset name (see 'lmworks datasets list')")
-    e.add_argument("--output", required=True, help="folder for the CSV files")
+    e.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write the CSV files to")
     e.add_argument("--seed", type=int, default=13, help="split seed (default: 13)")
-    e.add_argument("--split", default="0.8,0.1,0.1", help="train,dev,test fractions (default: 0.8,0.1,0.1)")
-    e.add_argument("--limit", type=int, default=None, help="keep a stratified sample of this many rows")
+    e.add_argument("--split", action=ListOption, item=float, default=[0.8, 0.1, 0.1], metavar="TRAIN,DEV,TEST",
+                   help="train,dev,test fractions")
+    e.add_argument("--limit", type=positive_int, default=None,
+                   help="keep a stratified sample of at most this many rows")
     e.add_argument("--from", dest="source", metavar="PATH",
                    help="the unpacked package a dataset is built from, where it needs one (see 'datasets list')")
     e.set_defaults(run=run_export)
@@ -44,10 +48,9 @@ def run_export(args: argparse.Namespace) -> int:
         for part, path in export_files(args.name, args.output, source=args.source).items():
             print(f"{part:<12} {path}")
         return 0
-    try:
-        split = tuple(float(x) for x in args.split.split(","))
-    except ValueError:
-        raise ConfigError(f"--split must be three numbers like 0.8,0.1,0.1, got {args.split!r}") from None
+    split = tuple(args.split)
+    if len(split) != 3:
+        raise ConfigError(f"--split must be three numbers like 0.8,0.1,0.1, got {','.join(map(str, split))}")
     paths = export(args.name, args.output, split=split, seed=args.seed, limit=args.limit)  # type: ignore[arg-type]
     import pandas as pd
 

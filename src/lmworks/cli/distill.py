@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .common import one_text_column
 from .train import add_training_arguments, run_training
 
 LOGGER = logging.getLogger("lmworks")
@@ -60,7 +61,7 @@ def _distil(args: argparse.Namespace, student: Any, train: Any, dev: Any, ckpt: 
     config = DistillConfig(alpha=args.alpha, temperature=args.temperature, cache_dir=args.teacher_cache,
                            teacher_threads=args.num_threads, augment=args.augment,
                            unlabeled_limit=args.unlabeled_limit)
-    unlabeled = read_texts(args.unlabeled, text_column=(args.text_column or ["text"])[0], encoding=args.encoding,
+    unlabeled = read_texts(args.unlabeled, text_column=one_text_column(args), encoding=args.encoding,
                            delimiter=args.delimiter) if args.unlabeled else []
     LOGGER.info("distilling %s into %s on %d labelled and %d unlabelled texts", args.teacher, args.model,
                 len(train), len(unlabeled))

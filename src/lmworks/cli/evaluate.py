@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
-from .common import add_column_options, add_data_options, model_inputs
+from .common import add_column_options, add_data_options, add_json_option, model_inputs, write_json
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -23,13 +22,12 @@ def register(sub) -> None:
     p.add_argument("data", metavar="DATA", help=".csv, .jsonl, .parquet, or - for JSONL on stdin")
     add_data_options(p)
     add_column_options(p)
-    p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    add_json_option(p, "also write the metrics as JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
-    from ..atomic import write_text_atomic
     from ..classifier import TextClassifier
     from ..evaluation import format_report
 
@@ -43,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
         LOGGER.warning("%d rows carry labels the model was never trained on: %s",
                        sum(metrics["unseen_labels"].values()), ", ".join(metrics["unseen_labels"]))
     if args.json:
-        write_text_atomic(args.json, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        write_json(args.json, metrics)
     return 0

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
-from .common import add_data_options, model_inputs
+from .common import (
+    STDOUT,
+    ListOption,
+    add_data_options,
+    add_json_option,
+    model_inputs,
+    write_json,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -22,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by 'lmworks train'")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: onnx)")
     p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantisation (smaller, faster on CPU)")
-    p.add_argument("--output", required=True, metavar="DIR", help="new model directory to write")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="new model directory to write")
     p.add_argument("--eval", metavar="DATA", help="held-out labelled data to compare accuracy before/after export")
     p.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
                    help="warn loudly when the export loses more accuracy points than this on --eval (default: 0.5)")
@@ -31,15 +37,16 @@ def register(sub) -> None:
                    "fp32 until at most --max-accuracy-drop %% of the --eval predictions change (counting one standard "
                    "error of that count as changed too: sqrt(count)); keep the "
                    "feed-forward down-projections in fp32 instead (the default without --eval)")
-    p.add_argument("--keep-fp32", action="append", metavar="NODE",
-                   help="keep this graph node in fp32 instead of searching (repeatable; as listed in an earlier "
+    p.add_argument("--keep-fp32", action=ListOption, metavar="NODE[,NODE]",
+                   help="keep these graph nodes in fp32 instead of searching (as listed in an earlier "
                    "export's lmworks.json); '--keep-fp32 none' quantises every node")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 2, nothing written) instead of warning when the accuracy drop is too large")
     p.add_argument("--no-optimize", action="store_true",
                    help="skip the offline LayerNorm/GELU fusions (ONNX Runtime's transformer optimiser)")
     add_data_options(p)
-    p.set_defaults(run=run)
+    add_json_option(p, "write the export report as JSON (default: -)")
+    p.set_defaults(run=run, json=STDOUT)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                             keep_fp32=None if args.keep_fp32 is None else tuple(n for n in args.keep_fp32
                                                                               if n != "none"))
     report = export_onnx(args.model_dir, args.output, options, eval_data)
-    print(json.dumps(report, indent=2))
+    write_json(args.json, report)
     if eval_data is None:
         LOGGER.info("no --eval data given: the accuracy difference to the PyTorch model was not measured")
     elif not report["within_tolerance"]:

@@ -6,7 +6,17 @@ import argparse
 import json
 import logging
 
-from .common import add_data_options, positive_int, read_options
+from .common import (
+    ListOption,
+    add_data_options,
+    add_json_option,
+    deprecated_alias,
+    need,
+    positional_with_alias,
+    positive_int,
+    read_options,
+    write_json,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -54,13 +64,14 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--lr", type=float, default=t.lr, help=f"peak local learning rate (default: {t.lr:g})")
     m.add_argument("--head-lr-multiplier", type=float, default=t.head_lr_multiplier,
                    help=f"the new head learns this many times faster (default: {t.head_lr_multiplier:g})")
-    m.add_argument("--batch-size", type=positive_int, default=t.batch_size, help=f"default: {t.batch_size}")
-    m.add_argument("--max-length", type=positive_int, default=t.max_length, help=f"default: {t.max_length}")
+    m.add_argument("--batch-size", type=positive_int, default=t.batch_size, help="texts per batch")
+    m.add_argument("--max-length", type=positive_int, default=t.max_length,
+                   help="max tokens per text; longer ones are truncated")
     m.add_argument("--no-logit-adjustment", dest="logit_adjustment", action="store_false",
                    help="train clients without logit adjustment (for clients whose label mixes are alike)")
     m.add_argument("--freeze-embeddings", action="store_true",
                    help="keep the word embeddings fixed: they are never sent, which halves MiniLM's traffic")
-    m.add_argument("--seed", type=int, default=t.seed, help=f"default: {t.seed}")
+    m.add_argument("--seed", type=int, default=t.seed, help="random seed")
     p.add_argument("--config-json", metavar="FILE",
                    help="take every federation and training setting from this JSON file (as written by simulate)")
 
@@ -75,7 +86,7 @@ def _config(args: argparse.Namespace):
         try:
             return FederatedConfig.from_dict(json.loads(Path(args.config_json).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as err:
-            raise ConfigError(f"{args.config_json}: not a federation config ({err})") from None
+            raise ConfigError(f"{args.config_json}: not a federation config ({err})") from err
     train = default_local_training().replace(model=args.model, head=args.head, optimizer=args.optimizer, lr=args.lr,
                                              head_lr_multiplier=args.head_lr_multiplier,
                                              logit_adjustment=args.logit_adjustment, batch_size=args.batch_size,
@@ -102,9 +113,10 @@ def register(sub) -> None:
                        description="Wait for --min-clients clients, run --rounds rounds, score the global model on "
                        "--eval after each and write it to --output (an ordinary lmworks model directory).")
     s.add_argument("--address", default="0.0.0.0:8080", help="host:port to listen on (default: 0.0.0.0:8080)")
-    s.add_argument("--labels", nargs="+", metavar="LABEL", help="the label set (default: the labels of --eval)")
+    s.add_argument("--labels", action=ListOption, metavar="LABEL,LABEL", help="the label set (default: the labels of "
+                   "--eval)")
     s.add_argument("--eval", metavar="DATA", help="held-out data the server scores the global model on")
-    s.add_argument("--output", "-o", metavar="DIR", help="global model directory, rewritten after each round")
+    s.add_argument("--output", "-o", metavar="DIR", help="global model directory to write, rewritten after each round")
     s.add_argument("--min-clients", type=positive_int, default=2, help="clients to wait for (default: 2)")
     add_data_options(s)
     _training_options(s)
@@ -114,7 +126,7 @@ def register(sub) -> None:
                        description="Connect to a federated server and train its model on --data each round. Only "
                        "weights, the row count, the training loss and the model fingerprint are sent.")
     c.add_argument("--server", default="127.0.0.1:8080", help="server host:port (default: 127.0.0.1:8080)")
-    c.add_argument("--data", required=True, metavar="DATA", help="this client's labelled data")
+    positional_with_alias(c, "data", "DATA", "this client's labelled data: .csv, .jsonl, .parquet", old="--data")
     c.add_argument("--model", help="local encoder (default: the one the server names); must match the server's")
     c.add_argument("--threads", type=positive_int, help="torch threads (default: all usable CPUs)")
     c.add_argument("--max-wait", type=float, default=60.0,
@@ -124,22 +136,24 @@ def register(sub) -> None:
     c.set_defaults(run=run_client)
 
     m = fed.add_parser("simulate", help="split one dataset over N local clients and federate it",
-                       description="Split DATA over --clients clients with Dirichlet(--alpha) label shares (non-IID), "
-                       "start a server and one process per client on 127.0.0.1, and report the global model on the "
-                       "held-out data each round.")
-    m.add_argument("data", metavar="DATA")
+                       description="Split DATA over --clients clients with Dirichlet(--dirichlet-alpha) label shares "
+                       "(non-IID), start a server and one process per client on 127.0.0.1, and report the global "
+                       "model on the held-out data each round.")
+    m.add_argument("data", metavar="DATA", help="labelled data to split over the clients")
     m.add_argument("--clients", type=positive_int, default=4, help="number of clients (default: 4)")
-    m.add_argument("--alpha", type=float, default=1.0,
-                   help="Dirichlet concentration: 0.1 very skewed, 100 nearly IID (default: 1.0)")
+    m.add_argument("--dirichlet-alpha", type=float, default=1.0,
+                   help="Dirichlet concentration of the clients' label shares: 0.1 very skewed, 100 nearly IID "
+                   "(default: 1.0)")
+    deprecated_alias(m, "--alpha", "--dirichlet-alpha", "dirichlet_alpha", type=float)
     m.add_argument("--split-seed", type=int, default=0, help="seed of the split (default: 0)")
     ev = m.add_mutually_exclusive_group()
     ev.add_argument("--eval", metavar="DATA", help="held-out data the server scores on")
     ev.add_argument("--eval-fraction", type=float, default=0.1,
                     help="hold out this share of DATA when --eval is not given (default: 0.1)")
-    m.add_argument("--output", "-o", required=True, metavar="DIR", help="global model directory")
+    m.add_argument("--output", "-o", required=True, metavar="DIR", help="global model directory to write")
     m.add_argument("--client-threads", type=positive_int, help="torch threads per client (default: CPUs / clients)")
     m.add_argument("--workdir", metavar="DIR", help="where shards and process logs go (default: a temp dir)")
-    m.add_argument("--json", metavar="FILE", help="write the per-round log and final metrics as JSON")
+    add_json_option(m, "write the per-round log and final metrics as JSON")
     add_data_options(m)
     _training_options(m)
     m.set_defaults(run=run_simulate, min_clients=2)
@@ -176,9 +190,10 @@ def run_client(args: argparse.Namespace) -> int:
     from ..data import read_dataset
     from ..federated.client import run_client as join
 
-    data = read_dataset(args.data, **read_options(args))
-    LOGGER.info("joining the federation at %s with %d rows from %s", args.server, len(data), args.data)
-    result = join(data.texts, data.require_labels(), address=args.server, source=args.data, model=args.model,
+    path = need(args, "data", "DATA")
+    data = read_dataset(path, **read_options(args))
+    LOGGER.info("joining the federation at %s with %d rows from %s", args.server, len(data), path)
+    result = join(data.texts, data.require_labels(), address=args.server, source=path, model=args.model,
                   num_threads=args.threads, max_wait=args.max_wait, progress=not args.quiet)
     LOGGER.info("federation finished; this client last trained in round %d", result["rounds"])
     return 0
@@ -186,7 +201,6 @@ def run_client(args: argparse.Namespace) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Split, federate, report."""
-    from ..atomic import write_text_atomic
     from ..classifier import TextClassifier
     from ..data import read_dataset, split_dataset
     from ..evaluation import format_report
@@ -204,13 +218,13 @@ def run_simulate(args: argparse.Namespace) -> int:
         texts, labels, eval_texts, eval_labels = split_dataset(texts, labels, fraction=args.eval_fraction,
                                                                seed=args.split_seed)
     config = _config(args)
-    result = simulate(texts, labels, config, n_clients=args.clients, alpha=args.alpha, eval_texts=eval_texts,
+    result = simulate(texts, labels, config, n_clients=args.clients, alpha=args.dirichlet_alpha, eval_texts=eval_texts,
                       eval_labels=eval_labels, output=args.output, split_seed=args.split_seed,
                       client_threads=args.client_threads, workdir=args.workdir)
     metrics = TextClassifier.load(args.output).evaluate(eval_texts, eval_labels)
     print(f"global model after {len(result['rounds'])} round(s), held-out data ({metrics['n']} texts):")
     print(format_report(metrics))
     if args.json:
-        write_text_atomic(args.json, json.dumps({**result, "eval": metrics}, indent=2) + "\n")
+        write_json(args.json, {**result, "eval": metrics})
     print(f"\nglobal model written to {args.output}")
     return 0

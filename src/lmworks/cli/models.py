@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from .common import add_json_option, write_json
 
 
 def register(sub) -> None:
     """Add the subcommand."""
     p = sub.add_parser("models", help="list encoders available offline",
                        description="List named models, whether they are installed, and where.")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json_option(p, "write the list as JSON instead of printing a table")
     p.set_defaults(run=run)
 
 
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows = list_models()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        write_json(args.json, rows)
         return 0
     for row in rows:
         status = "available" if row["available"] else "not installed"

@@ -7,7 +7,19 @@ import json
 import logging
 from typing import Any
 
-from .common import positive_int
+from .common import (
+    MONITOR_PORT,
+    STDOUT,
+    ListOption,
+    add_json_option,
+    add_server_options,
+    json_stream,
+    need,
+    positional_with_alias,
+    positive_int,
+    split_rules,
+    write_json,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -27,9 +39,12 @@ def register(sub) -> None:
     _register_demo(s)
 
 
+_DB_HELP = "the monitor's store: a SQLite file (created if missing) or postgresql://user:pass@host/dbname"
+
+
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", required=True, metavar="PATH|URL",
-                        help="SQLite file (created if missing) or postgresql://user:pass@host/dbname")
+    """The store as the main input (positional); ``--db`` is its deprecated spelling."""
+    positional_with_alias(parser, "db", "DB", _DB_HELP, old="--db")
 
 
 def _models(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -37,7 +52,8 @@ def _models(parser: argparse.ArgumentParser, required: bool) -> None:
     from ..monitor.settings import DEFAULT_WINDOW
 
     parser.add_argument("--sentiment-model", required=required, metavar="DIR",
-                        help="a model dir from 'lmworks train' with a negative and a positive label")
+                        help="the sentiment model: a model dir from 'lmworks train' with a negative and a "
+                        "positive label")
     parser.add_argument("--topic-model", metavar="DIR", help="a topic model dir (default: topic from the "
                         "item's 'topic' field, else 'all')")
     parser.add_argument("--negative-label", help="the sentiment model's negative label (default: guessed "
@@ -45,13 +61,13 @@ def _models(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--positive-label", help="the sentiment model's positive label")
     parser.add_argument("--window", help=f"alert window, e.g. 30m, 1h, 1d (default: as recorded in the store, "
                         f"else {DEFAULT_WINDOW})")
-    parser.add_argument("--rule", action="append", metavar="RULE",
-                        help="alert rule, repeatable: surge[:z=3,min_increase=0.15,min_volume=10,"
+    parser.add_argument("--rule", action=ListOption, split=split_rules, metavar="RULE[,RULE]",
+                        help="alert rule(s): surge[:z=3,min_increase=0.15,min_volume=10,"
                         "baseline_windows=14], surge:metric=volume[,min_ratio=2], threshold[:share=0.7,"
                         f"min_volume=20] (default: {' and '.join(DEFAULT_RULES)})")
     parser.add_argument("--webhook", metavar="URL", help="POST each new alert here as JSON (retried with "
                         "backoff on a background thread; never blocks ingest)")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per batch of inference")
     parser.add_argument("--threads", type=positive_int, help="inference threads (default: usable CPUs)")
 
 
@@ -60,32 +76,32 @@ def _register_ingest(s) -> None:
                      description="Re-ingesting is a no-op (items are keyed by id). Bad lines are reported with their "
                      "line number on stderr and in the rejects file, and never stop the stream.")
     i.add_argument("stream", metavar="STREAM", help="JSONL file, or - for stdin (e.g. tail -f feed.jsonl | ...)")
-    _db(i)
+    i.add_argument("--db", required=True, metavar="PATH|URL", help=_DB_HELP)
     _models(i, required=True)
     i.add_argument("--rejects", metavar="FILE", help="append rejected lines here as JSON "
                    "(default: DB.rejects.jsonl next to a SQLite file)")
     i.add_argument("--flush-seconds", type=float, default=1.0, help="store a partial batch after this much quiet")
-    i.add_argument("--json", action="store_true", help="print new alerts as JSON lines")
+    add_json_option(i, "write each new alert as JSON as it fires", stream=True)
     i.set_defaults(run=run_ingest)
 
 
 def _register_queries(s) -> None:
     a = s.add_parser("alerts", help="list stored alerts")
     _db(a)
-    a.add_argument("--json", action="store_true")
-    a.add_argument("--limit", type=positive_int, default=100)
+    add_json_option(a, "write the alerts as JSON instead of printing lines")
+    a.add_argument("--limit", type=positive_int, default=100, help="list at most this many alerts, newest first")
     a.set_defaults(run=run_alerts)
 
     m = s.add_parser("summary", help="per topic and window: volume, negative share, mean sentiment")
     _db(m)
     m.add_argument("--window", help="aggregation window (default: the store's alert window)")
     m.add_argument("--last", type=positive_int, default=7, help="windows per topic to show (default: 7)")
-    m.add_argument("--json", action="store_true")
+    add_json_option(m, "write the summary as JSON instead of printing a table")
     m.set_defaults(run=run_summary)
 
     r = s.add_parser("report", help="render the dashboard chart offline (.html or .png)")
     _db(r)
-    r.add_argument("--output", required=True, metavar="FILE.html|FILE.png")
+    r.add_argument("--output", "-o", required=True, metavar="FILE.html|FILE.png", help="chart file to write")
     r.add_argument("--window", help="window (default: the store's alert window)")
     r.set_defaults(run=run_report)
 
@@ -96,8 +112,7 @@ def _register_serve(s) -> None:
                      "with --sentiment-model also POST /v1/items {\"items\": [...]}.")
     _db(v)
     _models(v, required=False)
-    v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8050)
+    add_server_options(v, port=MONITOR_PORT)
     v.add_argument("--api-key-env", metavar="VAR", help="require this environment variable's value as X-API-Key")
     v.set_defaults(run=run_serve)
 
@@ -109,11 +124,13 @@ def _register_demo(s) -> None:
                      "1-day windows and the default rules, prints the alerts and serves the dashboard. Without "
                      "models it first trains quick TF-IDF ones (sentiment on Rotten Tomatoes, topic on BBC News).")
     d.add_argument("--workdir", default="runs/monitor-demo", help="where the stream, store and models go")
-    d.add_argument("--sentiment-model", metavar="DIR")
-    d.add_argument("--topic-model", metavar="DIR")
+    d.add_argument("--sentiment-model", metavar="DIR",
+                   help="a sentiment model dir (default: train a quick TF-IDF one on Rotten Tomatoes)")
+    d.add_argument("--topic-model", metavar="DIR", help="a topic model dir (default: train a quick TF-IDF one on "
+                   "BBC News)")
     d.add_argument("--no-serve", action="store_true", help="replay and report, do not start the dashboard")
     d.add_argument("--delay", type=float, default=0.0, help="seconds between batches (to watch it live)")
-    d.add_argument("--port", type=int, default=8050)
+    d.add_argument("--port", type=int, default=MONITOR_PORT, help="dashboard port")
     d.set_defaults(run=run_demo)
 
 
@@ -133,9 +150,18 @@ def _ingestor(args: argparse.Namespace, store, *, rejects=None, on_alert=None):
     return open_ingestor(store, config, _settings(args, store), rejects=rejects, on_alert=on_alert)
 
 
-def _print_alert(as_json: bool):
+def _print_alert(json_path: str | None):
+    """Print each alert as a line; with ``--json FILE|-`` append it as a JSON line there instead."""
     def show(alert: dict[str, Any]) -> None:
-        print(json.dumps(alert) if as_json else f"ALERT {alert['message']}", flush=True)
+        if json_path is None:
+            print(f"ALERT {alert['message']}", flush=True)
+        elif json_path == STDOUT:
+            out = json_stream()
+            out.write(json.dumps(alert, ensure_ascii=False) + "\n")
+            out.flush()
+        else:
+            with open(json_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(alert, ensure_ascii=False) + "\n")
 
     return show
 
@@ -170,11 +196,11 @@ def run_alerts(args: argparse.Namespace) -> int:
     """List alerts."""
     from ..monitor.store import open_store
 
-    store = open_store(args.db)
+    store = open_store(need(args, "db", "DB"))
     alerts = store.alerts(limit=args.limit)
     store.close()
     if args.json:
-        print(json.dumps(alerts, indent=2))
+        write_json(args.json, alerts)
         return 0
     if not alerts:
         print("no alerts")
@@ -188,11 +214,11 @@ def run_summary(args: argparse.Namespace) -> int:
     from ..monitor.service import summary
     from ..monitor.store import open_store
 
-    store = open_store(args.db)
+    store = open_store(need(args, "db", "DB"))
     out = summary(store, _settings(args, store).window, last=args.last)
     store.close()
     if args.json:
-        print(json.dumps(out, indent=2))
+        write_json(args.json, out)
         return 0
     import datetime as _dt
 
@@ -214,7 +240,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..serve.runner import run_app
 
     key = api_key_from_env(args.api_key_env)
-    store = open_store(args.db)
+    store = open_store(need(args, "db", "DB"))
     ingestor = _ingestor(args, store) if args.sentiment_model else None
     window = ingestor.window if ingestor else _settings(args, store).window
     app = create_monitor_app(store, window, ingestor=ingestor, api_key=key)
@@ -229,7 +255,7 @@ def run_report(args: argparse.Namespace) -> int:
     from ..monitor.service import write_report
     from ..monitor.store import open_store
 
-    store = open_store(args.db)
+    store = open_store(need(args, "db", "DB"))
     path = write_report(store, _settings(args, store).window, args.output)
     store.close()
     print(path)
@@ -261,7 +287,7 @@ def run_demo(args: argparse.Namespace) -> int:
             stack.enter_context(BackgroundServer(create_monitor_app(store, DAY), port=args.port))
             print(f"dashboard: http://127.0.0.1:{args.port}/")
         result = run_demo(work, store, sentiment_model=args.sentiment_model, topic_model=args.topic_model,
-                          delay=args.delay, on_alert=_print_alert(False), on_stream=announce)
+                          delay=args.delay, on_alert=_print_alert(None), on_stream=announce)
         print(result.stats.summary())
         print(f"alerts: {len(result.alerts)}; in the surge window or the next: {len(result.on_time)}; "
               f"before the surge: {len(result.early)}")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import add_column_options, model_inputs, positive_int
+from .common import (
+    STDOUT,
+    ListOption,
+    add_column_options,
+    deprecated_alias,
+    model_inputs,
+    positive_int,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -21,9 +28,11 @@ def register(sub) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("data", metavar="DATA", help=".csv, .jsonl, .parquet, or - for JSONL on stdin")
     p.add_argument("--output", "-o", required=True, metavar="FILE",
-                   help="output file (.csv, .jsonl, .parquet); with --engine ray a folder of Parquet part files")
-    p.add_argument("--text-column", action="append", metavar="NAME",
-                   help="column holding the text (default: the column the model was trained on); repeatable")
+                   help="file to write (.csv, .jsonl, .parquet), or - for JSON lines on standard output as they are "
+                   "predicted; with --engine ray a folder of Parquet part files")
+    p.add_argument("--text-column", action=ListOption, metavar="NAME[,NAME]",
+                   help="column holding the text (default: the column the model was trained on); several for a "
+                   "model with several text columns")
     p.add_argument("--label-separator", default="|", help="joins multi-label predictions in CSV (default: |)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input (default: utf-8)")
     p.add_argument("--delimiter", help="CSV field delimiter (default: detected from the header line)")
@@ -35,8 +44,9 @@ def register(sub) -> None:
                    help="local: this process, streamed into one file (default); ray: Ray Data actors, each with a "
                    "model copy, writing Parquet part files into the --output folder. DATA may then be a folder or "
                    "a glob of part files")
-    r.add_argument("--address", help="Ray cluster to join ('auto' or HOST:PORT; default: a local Ray instance "
-                   "for this call)")
+    r.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to join ('auto' or HOST:PORT; default: "
+                   "a local Ray instance for this call)")
+    deprecated_alias(r, "--address", "--ray-address", "ray_address")
     r.add_argument("--actors", type=positive_int, default=2, help="Ray actors (model copies) (default: 2)")
     r.add_argument("--threads-per-actor", type=positive_int,
                    help="inference threads per actor (default: this machine's CPUs / --actors)")
@@ -49,18 +59,22 @@ def run(args: argparse.Namespace) -> int:
     """Predict and write."""
     from ..classifier import TextClassifier
     from ..data import detect_format
+    from ..errors import ConfigError
     from ..inference.files import predict_file
 
     if args.engine == "ray":
+        if args.output == STDOUT:
+            raise ConfigError("--engine ray writes a folder of Parquet part files; --output - is for --engine local")
         return _run_ray(args)
-    detect_format(args.output)  # refuse an unknown output type before loading the model
+    if args.output != STDOUT:
+        detect_format(args.output)  # refuse an unknown output type before loading the model
     clf = TextClassifier.load(args.model_dir)
     rows = predict_file(
         clf, args.data, args.output, inputs=model_inputs(args, clf.meta_), chunk_size=args.chunk_size,
         encoding=args.encoding, delimiter=args.delimiter, label_separator=args.label_separator,
         progress=not args.quiet,
     )
-    LOGGER.info("wrote %d rows to %s", rows, args.output)
+    LOGGER.info("wrote %d rows to %s", rows, "standard output" if args.output == STDOUT else args.output)
     return 0
 
 
@@ -68,7 +82,7 @@ def _run_ray(args: argparse.Namespace) -> int:
     from ..integrations.ray_data import RayConfig, predict_ray
     from ..model_dir import read_meta
 
-    config = RayConfig(address=args.address, actors=args.actors, threads_per_actor=args.threads_per_actor,
+    config = RayConfig(address=args.ray_address, actors=args.actors, threads_per_actor=args.threads_per_actor,
                        batch_size=args.chunk_size, preserve_order=args.keep_order, progress=not args.quiet)
     rows = predict_ray(args.model_dir, args.data, args.output, inputs=model_inputs(args, read_meta(args.model_dir)),
                        config=config, encoding=args.encoding, delimiter=args.delimiter,

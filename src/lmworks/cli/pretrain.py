@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
-from .common import positive_int
+from .common import (
+    STDOUT,
+    ListOption,
+    add_json_option,
+    one_text_column,
+    positive_int,
+    write_json,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -22,24 +28,29 @@ def register(sub) -> None:
         "one text per line, or CSV/JSONL/Parquet with a text column) and write an encoder directory that "
         "'lmworks train --model DIR' accepts.",
     )
-    p.add_argument("data", metavar="UNLABELLED_TEXT")
-    p.add_argument("--output", required=True, metavar="DIR")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--model", default=d.model, help=f"encoder to start from (default: {d.model})")
-    p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--max-length", type=positive_int, default=d.max_length)
-    p.add_argument("--mlm-probability", type=float, default=d.mlm_probability)
+    p.add_argument("data", metavar="UNLABELLED_TEXT",
+                   help=".txt (one text per line), or .csv/.jsonl/.parquet with a text column")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="encoder directory to write")
+    p.add_argument("--text-column", action=ListOption, metavar="NAME",
+                   help="column holding the text in a data file (default: text)")
+    p.add_argument("--model", default=d.model, help="encoder to start from: minilm, mpnet or a directory")
+    p.add_argument("--epochs", type=float, default=d.epochs, help="passes over the data")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="texts per batch")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--max-length", type=positive_int, default=d.max_length,
+                   help="max tokens per text; longer ones are truncated")
+    p.add_argument("--mlm-probability", type=float, default=d.mlm_probability,
+                   help="share of tokens masked for the model to predict")
     p.add_argument("--whole-word-masking", action="store_true", help="mask whole words, not single word pieces")
     p.add_argument("--head-warmup", type=float, default=d.head_warmup,
-                   help=f"share of steps that train only the new MLM head, encoder frozen (default: {d.head_warmup})")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=positive_int)
-    p.add_argument("--encoding", default="utf-8")
-    p.add_argument("--delimiter", help="CSV delimiter (default: detected from the header line)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(run=run)
+                   help="share of steps that train only the new MLM head, encoder frozen")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: the CPUs this process may use)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the input file")
+    p.add_argument("--delimiter", help="CSV field delimiter (default: detected from the header line)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_json_option(p, "write the run summary (losses, steps, seconds) as JSON (default: -)")
+    p.set_defaults(run=run, json=STDOUT)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import read_texts
     from ..pretrain import PretrainConfig, pretrain
 
-    texts = read_texts(args.data, text_column=args.text_column, encoding=args.encoding, delimiter=args.delimiter)
+    texts = read_texts(args.data, text_column=one_text_column(args), encoding=args.encoding, delimiter=args.delimiter)
     config = PretrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             max_length=args.max_length, mlm_probability=args.mlm_probability,
                             whole_word_masking=args.whole_word_masking, head_warmup=args.head_warmup, seed=args.seed,
@@ -57,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     LOGGER.info("MLM loss %.3f -> %.3f over %d steps in %.0f s; encoder written to %s (use: lmworks train "
                 "--model %s)", info["first_loss"], info["last_loss"], info["steps"], info["seconds"], args.output,
                 args.output)
-    print(json.dumps({k: v for k, v in info.items() if k != "config"}))
+    write_json(args.json, {k: v for k, v in info.items() if k != "config"})
     return 0

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from typing import Any
 
-from .common import positive_int
+from .common import (
+    RECOMMEND_PORT,
+    ListOption,
+    add_json_option,
+    add_server_options,
+    deprecated_alias,
+    need,
+    positional_with_alias,
+    positive_int,
+    write_json,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -34,15 +43,17 @@ def _register_train(s) -> None:
                      description="INTERACTIONS has user_id, item_id, timestamp and optional rating or click "
                      "(CSV/JSONL/Parquet or RecBole .inter); ITEMS has item_id and text fields (or RecBole .item). "
                      "A rating >= --positive-threshold, or click=1, is a positive.")
-    t.add_argument("--interactions", required=True, metavar="FILE")
+    positional_with_alias(t, "interactions", "INTERACTIONS", "user_id, item_id, timestamp (+ rating or click) "
+                          "rows: .csv, .jsonl, .parquet or RecBole .inter", old="--interactions")
     t.add_argument("--items", metavar="FILE", help="item texts (without it the model uses IDs only)")
-    t.add_argument("--output", required=True, metavar="DIR")
-    t.add_argument("--user-column", default=c.user)
-    t.add_argument("--item-column", default=c.item)
+    t.add_argument("--output", "-o", required=True, metavar="DIR", help="recommender directory to write")
+    t.add_argument("--user-column", default=c.user, metavar="NAME", help="column holding the user ID")
+    t.add_argument("--item-column", default=c.item, metavar="NAME", help="column holding the item ID")
     t.add_argument("--timestamp-column", default=c.timestamp, help="Unix seconds or ISO 8601")
-    t.add_argument("--rating-column", default=c.rating)
-    t.add_argument("--click-column", default=c.click)
-    t.add_argument("--text-fields", metavar="A,B", help="item columns to read as text (default: all but the id)")
+    t.add_argument("--rating-column", default=c.rating, metavar="NAME", help="column holding an explicit rating")
+    t.add_argument("--click-column", default=c.click, metavar="NAME", help="column holding click (1) / no click (0)")
+    t.add_argument("--text-fields", action=ListOption, metavar="A,B",
+                   help="item columns to read as text (default: all but the id)")
     t.add_argument("--positive-threshold", type=float, default=4.0,
                    help="ratings at or above this are positives (default: 4)")
     t.add_argument("--protocol", choices=["leave-last-out", "cold-start", "none"], default="leave-last-out",
@@ -50,21 +61,24 @@ def _register_train(s) -> None:
     t.add_argument("--cold-fraction", type=float, default=0.2,
                    help="cold-start: share of items removed from training (half validation, half test)")
     t.add_argument("--model", default=d.model, help=f"text encoder name or directory (default: {d.model})")
-    t.add_argument("--epochs", type=positive_int, default=d.epochs, help="most epochs (early stopping on validation)")
+    t.add_argument("--epochs", type=positive_int, default=d.epochs,
+                   help="passes over the data at most (early stopping on validation)")
     t.add_argument("--dim", type=positive_int, default=d.dim, help="ranking space size")
-    t.add_argument("--history", type=positive_int, default=d.history, help="recent positives that describe a user")
-    t.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--history-size", dest="history", type=positive_int, default=d.history,
+                   help="recent positives that describe a user")
+    deprecated_alias(t, "--history", "--history-size", "history", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="users per batch")
+    t.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
     t.add_argument("--negatives", type=positive_int, default=d.negatives,
                    help="uniformly sampled negatives per batch, besides in-batch ones")
     t.add_argument("--id-dropout", type=float, default=d.id_dropout,
                    help="share of item-ID parts dropped while training, so text alone must rank")
     t.add_argument("--no-ids", action="store_true", help="text only: no item-ID embeddings")
-    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--seed", type=int, default=d.seed, help="random seed")
     t.add_argument("--baselines", action="store_true",
                    help="also evaluate popularity and implicit ALS (tuned on validation) on the same split")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--encoding", default="utf-8")
+    t.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input")
     t.set_defaults(run=run_train)
 
 
@@ -73,7 +87,7 @@ def _register_use(s) -> None:
                      description="Re-measures the test set saved with the model: full ranking over the candidate "
                      "items, items the user already interacted with excluded.")
     e.add_argument("model_dir", metavar="DIR")
-    e.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
+    add_json_option(e, "also write the metrics as JSON")
     e.add_argument("--baselines", action="store_true", help="also evaluate popularity and implicit ALS")
     e.add_argument("-k", type=positive_int, default=10, help="cut-off (default: 10)")
     e.set_defaults(run=run_evaluate)
@@ -81,18 +95,18 @@ def _register_use(s) -> None:
     f = s.add_parser("for-user", help="top-k items for one user (unknown users get popular items)")
     f.add_argument("model_dir", metavar="DIR")
     f.add_argument("user_id", nargs="?", help="a user ID from the training interactions")
-    f.add_argument("-k", type=positive_int, default=10)
-    f.add_argument("--history", metavar="ID,ID", help="rank for these liked item IDs instead of a known user")
-    f.add_argument("--json", action="store_true", help="print JSON")
+    f.add_argument("-k", type=positive_int, default=10, help="cut-off: how many items to list")
+    f.add_argument("--history", action=ListOption, metavar="ID,ID",
+                   help="rank for these liked item IDs instead of a known user")
+    add_json_option(f, "write the recommendations as JSON instead of printing lines")
     f.set_defaults(run=run_for_user)
 
     v = s.add_parser("serve", help="HTTP service: POST /v1/recommend",
                      description="Serves POST /v1/recommend, GET /healthz, GET /v1/model, GET /metrics, /docs.")
     v.add_argument("model_dir", metavar="DIR")
-    v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8000)
+    add_server_options(v, port=RECOMMEND_PORT)
     v.add_argument("--api-key-env", metavar="VAR", help="require this environment variable's value as X-API-Key")
-    v.add_argument("--max-k", type=positive_int, default=100)
+    v.add_argument("--max-k", type=positive_int, default=100, help="largest k a request may ask for")
     v.set_defaults(run=run_serve)
 
 
@@ -104,14 +118,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     columns = Columns(args.user_column, args.item_column, args.timestamp_column, args.rating_column,
                       args.click_column)
-    interactions = read_interactions(args.interactions, columns=columns,
+    interactions = read_interactions(need(args, "interactions", "INTERACTIONS"), columns=columns,
                                      positive_threshold=args.positive_threshold, encoding=args.encoding)
     if interactions.n_duplicates:
         LOGGER.warning("%d duplicate (user, item) rows: kept the latest of each", interactions.n_duplicates)
     items = None
     if args.items:
-        fields = [f.strip() for f in args.text_fields.split(",")] if args.text_fields else None
-        items = read_items(args.items, text_fields=fields, encoding=args.encoding)
+        items = read_items(args.items, text_fields=args.text_fields or None, encoding=args.encoding)
     catalogue = align_items(interactions, items)
     missing = sum(1 for t in catalogue.texts if not t)
     if missing:
@@ -149,7 +162,6 @@ def print_table(metrics: dict[str, dict[str, Any]], title: str) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Re-measure the saved test set."""
-    from ..atomic import write_text_atomic
     from ..recommend import TextRecommender
     from ..recommend.baselines import baseline_metrics
 
@@ -159,7 +171,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         metrics.update(baseline_metrics(rec.data_, k=args.k, seed=rec.config.seed))
     print_table(metrics, f"test ({rec.data_.protocol})")
     if args.json:
-        write_text_atomic(args.json, json.dumps(metrics, indent=2) + "\n")
+        write_json(args.json, metrics)
     return 0
 
 
@@ -171,14 +183,13 @@ def run_for_user(args: argparse.Namespace) -> int:
     if args.user_id is None and args.history is None:
         raise ConfigError("give USER_ID or --history")
     rec = TextRecommender.load(args.model_dir)
-    history = [h.strip() for h in args.history.split(",") if h.strip()] if args.history is not None else None
-    result = rec.recommend(args.user_id, history=history, k=args.k)
+    result = rec.recommend(args.user_id, history=args.history, k=args.k)
     if result.message:
         LOGGER.warning("%s", result.message)
     if result.ignored_history:
         LOGGER.warning("unknown item IDs in --history ignored: %s", ", ".join(result.ignored_history))
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        write_json(args.json, result.to_json())
         return 0
     for rank, item in enumerate(result.items, 1):
         print(f"{rank:>3}  {item['item_id']:<10} {item['score']:>8.3f}  {item['text']}")

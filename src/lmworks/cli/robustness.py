@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from .common import add_data_options, model_inputs
+from .common import add_data_options, add_json_option, model_inputs, write_json
 
 
 def register(sub) -> None:
@@ -22,13 +21,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="perturbation seed (default: 0)")
     p.add_argument("--attack-epsilon", type=float, default=1.0,
                    help="embedding attack radius, L2 per text (default: 1.0; 0 skips the attack)")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    add_json_option(p, "also write the results as JSON")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print."""
-    from ..atomic import write_text_atomic
     from ..predictor import load
     from ..robustness import evaluate_robustness
 
@@ -47,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
         shown = "n/a (no gradients)" if attack is None else f"{attack:.4f}"
         print(f"{'embedding attack':<22}{shown:>10}  (epsilon {result['attack_epsilon']})")
     if args.json:
-        write_text_atomic(args.json, json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0

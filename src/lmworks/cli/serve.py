@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .common import non_negative_int, positive_int
+from .common import (
+    SERVE_PORT,
+    add_server_options,
+    non_negative_int,
+    positive_int,
+)
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -21,9 +26,8 @@ def register(sub) -> None:
         "GET /v1/model, GET /metrics (Prometheus), OpenAPI at /openapi.json. Concurrent requests are "
         "coalesced into micro-batches. Ctrl-C / SIGTERM finish in-flight requests before exiting.",
     )
-    p.add_argument("model_dir", metavar="MODEL_DIR")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory from 'lmworks train' or 'lmworks export'")
+    add_server_options(p, port=SERVE_PORT)
     p.add_argument("--workers", type=positive_int, default=1,
                    help="worker processes, each with its own model copy and a share of the CPUs (default: 1)")
     p.add_argument("--api-key-env", metavar="VAR",

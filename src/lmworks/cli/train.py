@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 
 from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, Pooling
 from ..training.config import TrainConfig
-from .common import add_column_options, add_data_options, positive_int
+from .common import add_column_options, add_data_options, add_json_option, positive_int, write_json
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -46,7 +45,8 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     add_column_options(p)
     _multimodal_options(p)
     ev = p.add_mutually_exclusive_group()
-    ev.add_argument("--eval", metavar="DATA", help="dev data for early stopping, thresholds and the blend weight")
+    ev.add_argument("--eval", metavar="DATA", help="held-out dev data for early stopping, thresholds and the blend "
+                    "weight")
     _option(ev, "--eval-fraction", "eval_fraction", float, "hold out this share of DATA as dev data "
             "when --eval is not given")
     p.add_argument("--test", metavar="DATA", help="also evaluate the final model on this held-out data")
@@ -58,7 +58,7 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
                    help="where checkpoints and the metrics log go during training (default: OUTPUT.ckpt)")
     c.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint-dir")
     c.add_argument("--keep-checkpoints", action="store_true", help="keep --checkpoint-dir after success")
-    p.add_argument("--json", metavar="FILE", help="write the dev (and --test) metrics as JSON")
+    add_json_option(p, "write the dev (and --test) metrics as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -79,7 +79,8 @@ def _multimodal_options(p) -> None:
 
 def _model_options(p) -> None:
     m = p.add_argument_group("model")
-    _option(m, "--model", "model", str, "minilm, mpnet, tfidf, or a checkpoint directory")
+    _option(m, "--model", "model", str, "encoder: minilm, mpnet, tfidf (the TF-IDF baseline), or a checkpoint "
+            "directory")
     _option(m, "--head", "head", str, "mean pooling + linear, or the stock transformers CLS head",
             choices=Pooling.choices())
     _option(m, "--blend", "blend", str, "average with a TF-IDF model, weight chosen on dev data "
@@ -207,7 +208,6 @@ def _fit(args: argparse.Namespace, clf: Any, train: Any, dev: Any, ckpt: Path) -
 
 def _report(clf, test, args: argparse.Namespace) -> None:
     """Print the dev report (best checkpoint) and the --test report; write both with --json."""
-    from ..atomic import write_text_atomic
     from ..evaluation import format_report
 
     results = {"dev": clf.dev_metrics_}
@@ -220,4 +220,4 @@ def _report(clf, test, args: argparse.Namespace) -> None:
         print(f"\ntest metrics ({args.test}, {test_metrics['n']} texts):")
         print(format_report(test_metrics))
     if args.json:
-        write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
+        write_json(args.json, results)

@@ -174,7 +174,7 @@ def run_client(
         with quiet_flower():
             start_client(server_address=address, client=client.to_client(), insecure=True)
     except grpc.RpcError as err:
-        raise ServerLost(_lost(address, client, f"{err.code().name}")) from None
+        raise ServerLost(_lost(address, client, f"{err.code().name}")) from err
     # A server that ends the federation says goodbye (start_client returns); one that dies
     # breaks the stream (RpcError above). A client not sampled in the last rounds is fine.
     if client.rounds_total is None:
@@ -203,10 +203,10 @@ def wait_for_server(address: str, max_wait: float, *, exited: Callable[[], int |
         except OSError as err:
             if time.monotonic() >= deadline:
                 raise ServerLost(f"cannot reach the federated server at {address} within {max_wait:.0f} s "
-                                 f"({err.strerror or err}); is it running?") from None
+                                 f"({err.strerror or err}); is it running?") from err
             time.sleep(0.5)
-        except ValueError:
-            raise ConfigError(f"server address must be HOST:PORT, got {address!r}") from None
+        except ValueError as err:
+            raise ConfigError(f"server address must be HOST:PORT, got {address!r}") from err
 
 
 def _lost(address: str, client: Any, why: str) -> str:

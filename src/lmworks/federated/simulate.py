@@ -131,7 +131,7 @@ class _Federation:
         try:
             wait_for_server(address, 300, exited=self.server.poll)
         except ServerLost as err:
-            raise LmworksError(f"{err}: {_tail(self.work / 'server.log')}") from None
+            raise LmworksError(f"{err}: {_tail(self.work / 'server.log')}") from err
 
     def _client_failed(self, index: int, proc: subprocess.Popen) -> LmworksError:
         return LmworksError(f"client {index} failed (status {proc.returncode}): "

@@ -7,9 +7,11 @@ temporary file that replaces the destination only when every row is written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,24 +22,13 @@ import pandas as pd
 from ..atomic import atomic_file
 from ..data import DEFAULT_CHUNK_SIZE, detect_format, iter_chunks
 from ..errors import DataError
+from ..tokens import warn_truncated
 from .inputs import ModelInputs
 
 LOGGER = logging.getLogger("lmworks")
 
-
-class _TruncationTally(logging.Filter):
-    """Sum per-chunk truncation warnings into one total instead of one line per chunk."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.truncated = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        counts = getattr(record, "lmworks_truncated", None)
-        if counts is None:
-            return True
-        self.truncated += counts[0]
-        return False
+#: ``output`` that means standard output.
+STDOUT = "-"
 
 
 def output_frame(chunk: pd.DataFrame, labels: list[str], predicted: list[Any], proba: np.ndarray,
@@ -84,12 +75,13 @@ def predict_file(
 
     An input column that is already called ``label`` is kept as ``label_input``.
     ``inputs`` says which columns the model reads (default: ``text_column``; for a
-    multimodal model, :meth:`ModelInputs.for_model`). Returns the number of rows written.
+    multimodal model, :meth:`ModelInputs.for_model`). ``output="-"`` streams JSON lines to
+    standard output as each chunk is done. Returns the number of rows written.
     """
     inputs = inputs or ModelInputs(text_column=text_column)
-    fmt = detect_format(output)
-    tally = _TruncationTally()
-    LOGGER.addFilter(tally)
+    to_stdout = str(output) == STDOUT
+    fmt = "jsonl" if to_stdout else detect_format(output)
+    truncated = 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -97,10 +89,13 @@ def predict_file(
         bar = tqdm(unit="row", dynamic_ncols=True, desc="predict")
     rows = 0
     try:
-        with atomic_file(output, "wb" if fmt == "parquet" else "w") as fh:
+        target = contextlib.nullcontext(sys.stdout) if to_stdout else atomic_file(output, "wb" if fmt == "parquet"
+                                                                                     else "w")
+        with target as fh:
             writer = _Writer(fh, fmt)
             for chunk in iter_chunks(data, chunk_size=chunk_size, encoding=encoding, delimiter=delimiter):
-                proba = classifier.predict_proba(inputs.from_frame(data, chunk))
+                proba, cut = classifier.predict_proba_counted(inputs.from_frame(data, chunk))
+                truncated += cut
                 frame = output_frame(
                     chunk, classifier.labels_, classifier.decide(proba), proba,
                     label_column, classifier.config.multi_label, label_separator, fmt,
@@ -113,12 +108,9 @@ def predict_file(
                 raise DataError(f"{data}: no rows")
             writer.close()
     finally:
-        LOGGER.removeFilter(tally)
         if bar is not None:
             bar.close()
-    if tally.truncated:
-        LOGGER.warning("%d of %d texts were longer than the model's max_length and were truncated",
-                       tally.truncated, rows)
+    warn_truncated(truncated, rows, getattr(classifier.backend_, "token_limit", lambda: None)())
     return rows
 
 

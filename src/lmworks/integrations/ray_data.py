@@ -35,7 +35,7 @@ from ..atomic import atomic_dir
 from ..errors import ConfigError, DataError, LmworksError
 from ..inference.files import output_frame
 from ..inference.inputs import ModelInputs
-from ..runtime import usable_cpus
+from ..runtime import logging_state, usable_cpus
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -126,7 +126,7 @@ class PredictorActor:
         try:
             proba = clf.predict_proba(self.inputs.from_frame(self.source, frame))
         except DataError as err:
-            raise DataError(_locate(err, frame, paths)) from None
+            raise DataError(_locate(err, frame, paths)) from err
         return output_frame(batch, clf.labels_, clf.decide(proba), proba, self.label_column,
                             clf.config.multi_label, self.label_separator, "parquet")
 
@@ -159,8 +159,16 @@ def predict_ray(model_dir: str | Path, data: str | Path, output: str | Path, *, 
     read_meta(model_dir)  # a broken model directory fails here, not in every actor
     ray = _require_ray()
     started_here = not ray.is_initialized()
-    if started_here:
-        _init(ray, config)
+    with logging_state(keep=("ray", "ray.data")):  # Ray configures its own loggers: put them back after
+        if started_here:
+            _init(ray, config)
+        return _score(ray, model_dir, data, output, files, fmt, inputs, config, encoding, delimiter,
+                      label_separator, started_here)
+
+
+def _score(ray: Any, model_dir: str | Path, data: str | Path, output: Path, files: list[str], fmt: str,
+           inputs: ModelInputs, config: RayConfig, encoding: str, delimiter: str | None, label_separator: str,
+           started_here: bool) -> int:
     try:
         dataset = _read(ray, files, fmt, encoding, delimiter)
         threads = config.threads()
@@ -176,7 +184,7 @@ def predict_ray(model_dir: str | Path, data: str | Path, output: str | Path, *, 
                 raise DataError(f"{data}: no rows")
         return rows
     except Exception as err:
-        raise _user_error(err) from None
+        raise _user_error(err) from err
     finally:
         if started_here:
             ray.shutdown()
@@ -186,8 +194,8 @@ def _require_ray() -> Any:
     try:
         import ray
         import ray.data  # noqa: F401
-    except ImportError:
-        raise ConfigError("--engine ray needs Ray Data: pip install 'lmworks[ray]'") from None
+    except ImportError as err:
+        raise ConfigError("--engine ray needs Ray Data: pip install 'lmworks[ray]'") from err
     return ray
 
 

@@ -42,8 +42,8 @@ def classify_udf(model_dir: str | Path, *, batch_size: int = 1024, threads: int 
     """
     try:
         from pyspark.ml.functions import predict_batch_udf
-    except ImportError:
-        raise ConfigError("Spark scoring needs PySpark: pip install 'lmworks[spark]'") from None
+    except ImportError as err:
+        raise ConfigError("Spark scoring needs PySpark: pip install 'lmworks[spark]'") from err
     model_dir = str(Path(model_dir).resolve())
     meta = read_meta(model_dir)  # fail on the driver, before any executor tries
     if meta.get("multimodal"):

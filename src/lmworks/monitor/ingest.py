@@ -62,8 +62,8 @@ def parse_timestamp(value: Any) -> tuple[int, str]:
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
         moment = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise RejectedLine(f"timestamp {value!r:.40} is not ISO 8601") from None
+    except ValueError as err:
+        raise RejectedLine(f"timestamp {value!r:.40} is not ISO 8601") from err
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_dt.timezone.utc)
     moment = moment.astimezone(_dt.timezone.utc)
@@ -92,7 +92,7 @@ def parse_line(line: str) -> StreamItem:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
-        raise RejectedLine(f"malformed JSON ({err.msg})") from None
+        raise RejectedLine(f"malformed JSON ({err.msg})") from err
     return parse_item(record)
 
 

@@ -186,7 +186,7 @@ def parse_rule(text: str) -> AlertRule:
     try:
         return RULES[kind](**params)
     except TypeError as err:
-        raise ConfigError(f"rule {text!r}: {err}") from None
+        raise ConfigError(f"rule {text!r}: {err}") from err
 
 
 def rule_from_json(data: dict[str, Any]) -> AlertRule:

@@ -74,8 +74,8 @@ def _png(data: dict[str, Any], output: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("a .png report needs matplotlib: pip install 'lmworks[monitor]'") from None
+    except ImportError as err:
+        raise ConfigError("a .png report needs matplotlib: pip install 'lmworks[monitor]'") from err
     import datetime as _dt
 
     topics = sorted(data["series"])

@@ -229,7 +229,7 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at each commit's checkpoint
         except sqlite3.DatabaseError as err:
-            raise ConfigError(f"{path}: not a usable SQLite database ({err})") from None
+            raise ConfigError(f"{path}: not a usable SQLite database ({err})") from err
         super().__init__(conn, str(path))
 
 
@@ -242,12 +242,12 @@ class PostgresStore(Store):
     def __init__(self, url: str) -> None:
         try:
             import psycopg
-        except ImportError:
-            raise ConfigError("a postgresql:// store needs psycopg: pip install 'lmworks[postgres]'") from None
+        except ImportError as err:
+            raise ConfigError("a postgresql:// store needs psycopg: pip install 'lmworks[postgres]'") from err
         try:
             conn = psycopg.connect(url, connect_timeout=10)
         except psycopg.Error as err:
-            raise ConfigError(f"cannot connect to {_redact(url)}: {str(err).strip().splitlines()[0]}") from None
+            raise ConfigError(f"cannot connect to {_redact(url)}: {str(err).strip().splitlines()[0]}") from err
         super().__init__(conn, _redact(url))
 
 

@@ -226,6 +226,6 @@ class MultimodalBackend(Backend):
         try:
             backend.network.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
         except RuntimeError as err:
-            raise ModelDirError(f"{directory}: fusion weights do not match lmworks.json ({str(err)[:120]})") from None
+            raise ModelDirError(f"{directory}: fusion weights do not match lmworks.json ({str(err)[:120]})") from err
         backend.network.eval()
         return backend

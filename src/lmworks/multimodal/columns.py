@@ -120,8 +120,8 @@ def check_row(raw: dict[str, Any], config: MultimodalConfig, where: str, base: P
         value = raw.get(column)
         try:
             row[column] = math.nan if _missing(value) else float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: column {column!r} must be a number, got {value!r:.40}") from None
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{where}: column {column!r} must be a number, got {value!r:.40}") from err
     for column in config.categorical_columns:
         value = raw.get(column)
         row[column] = None if _missing(value) else str(value).strip()

@@ -43,8 +43,8 @@ def require_implicit():
     try:
         import implicit  # noqa: F401
         from implicit.als import AlternatingLeastSquares
-    except ImportError:
-        raise ConfigError("the ALS baseline needs the 'implicit' package: pip install 'lmworks[recommend]'") from None
+    except ImportError as err:
+        raise ConfigError("the ALS baseline needs the 'implicit' package: pip install 'lmworks[recommend]'") from err
     return AlternatingLeastSquares
 
 

@@ -163,5 +163,5 @@ def _add_texts_route(app: FastAPI, predictor: Predictor, config: ServeConfig, ba
         try:
             results = await batcher.submit(texts, predictor.token_counts(texts))
         except Overloaded as err:
-            raise ApiError(503, "overloaded", str(err), headers={"Retry-After": str(err.retry_after)}) from None
+            raise ApiError(503, "overloaded", str(err), headers={"Retry-After": str(err.retry_after)}) from err
         return {"model": predictor.name, "predictions": results}

@@ -65,7 +65,7 @@ def _checked(index: int, raw: dict[str, Any], columns: dict[str, list[str]], max
         try:
             row[column] = from_base64(value, f"{where}.{column}")
         except BrokenImage as err:
-            raise ApiError(422, "bad_image", str(err)) from None
+            raise ApiError(422, "bad_image", str(err)) from err
     return row
 
 
@@ -84,6 +84,6 @@ def add_rows_route(app: FastAPI, predictor: Predictor, *, max_rows: int, max_ima
         try:
             results = await run_in_threadpool(predictor.classify_rows, rows)
         except DataError as err:
-            raise ApiError(422, "invalid_row", str(err)) from None
+            raise ApiError(422, "invalid_row", str(err)) from err
         metrics.texts.inc(len(results))
         return {"model": predictor.name, "predictions": results}

@@ -106,7 +106,7 @@ def _read_payload(path: Path | None) -> dict[str, Any]:
     try:
         return torch.load(path, weights_only=False, map_location="cpu")
     except Exception as err:  # torch raises many types for a truncated file
-        raise ConfigError(f"--resume: checkpoint {path} is unreadable ({err})") from None
+        raise ConfigError(f"--resume: checkpoint {path} is unreadable ({err})") from err
 
 
 def _shared_payload(path: Path | None) -> dict[str, Any]:
