@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
 echo "== ruff"
-.venv/bin/ruff check src tests bench || status=1
+.venv/bin/ruff check src tests bench scripts || status=1
 echo "== import-linter (architecture contracts)"
 .venv/bin/lint-imports || status=1
 echo "== mypy"

@@ -8,11 +8,23 @@ file or model directory where a user (or another tool) would pick it up.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+@functools.cache
+def _default_mode() -> int:
+    """``0o666`` less this process's umask: the mode ``open(path, "w")`` would have given.
+
+    ``os.umask`` can only be read by setting it, so it is read once and put straight back.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextlib.contextmanager
@@ -30,6 +42,7 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w", **open_kwargs) ->
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())  # mkstemp makes it private (0600); an output gets the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

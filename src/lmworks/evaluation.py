@@ -187,8 +187,8 @@ def _sample_size_lines(accuracy: float, n: int, labels: list[Any], per_class: di
     lo, hi = accuracy_interval(accuracy, n)
     lines = [f"accuracy 95% interval (Wilson, {n} rows): [{lo:.4f}, {hi:.4f}]"]
     if (hi - lo) / 2 > NOISY_HALF_WIDTH:
-        lines.append(f"WARNING: only {n} rows: these scores are mostly noise (accuracy could be anywhere in "
-                     f"[{lo:.2f}, {hi:.2f}]); evaluate on more held-out rows")
+        lines.append(f"WARNING: only {n} rows: accuracy is only known to lie in [{lo:.2f}, {hi:.2f}] (95%); "
+                     "evaluate on more held-out rows before trusting these scores")
     missing = [str(x) for x in labels if per_class[x]["support"] == 0]
     if missing:
         lines.append(f"WARNING: no rows of {len(missing)} class(es) in this data ({', '.join(missing[:10])}"

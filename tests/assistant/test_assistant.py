@@ -127,7 +127,7 @@ def test_evaluate_reports_retrieval_handoff_and_curve(banking):
 
 def test_cli_build_ask_evaluate(tmp_path, capsys):
     out = tmp_path / "idx"
-    assert main(["assistant", "build", str(FAQ), "--output", str(out), "--calibration", str(DEV)]) == 0
+    assert main(["assistant", "build", str(FAQ), "--output", str(out), "--eval", str(DEV)]) == 0
     capsys.readouterr()
     assert main(["assistant", "ask", str(out), "how do I send money abroad"]) == 0
     answer = json.loads(capsys.readouterr().out)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,27 @@ def test_json_file_is_written(tmp_path, capsys):
     assert main(["models", "--json", str(target)]) == 0
     assert capsys.readouterr().out == ""
     assert json.loads(target.read_text())[0]["name"]
+
+
+def test_verbose_shows_the_traceback_with_its_cause(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine", "label": "a"}\n{not json\n', encoding="utf-8")
+    assert main(["train", str(bad), "-o", str(tmp_path / "m"), "--model", "tfidf"]) == 1
+    quiet = capsys.readouterr().err
+    assert "line 2: invalid JSON" in quiet and "Traceback" not in quiet
+    assert main(["-v", "train", str(bad), "-o", str(tmp_path / "m"), "--model", "tfidf"]) == 1
+    loud = capsys.readouterr().err
+    assert "Traceback" in loud and "JSONDecodeError" in loud
+    assert "The above exception was the direct cause of the following exception" in loud
+    assert loud.rstrip().endswith("invalid JSON (Expecting property name enclosed in double quotes)")
+    assert not (tmp_path / "m").exists()
+
+
+def test_predict_output_dash_streams_json_lines(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "in.csv"
+    data.write_text("id,text\n7,what a fine film\n8,dull and tedious\n", encoding="utf-8")
+    assert main(["predict", str(tiny_model_dir), str(data), "--output", "-", "--quiet"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [str(r["id"]) for r in rows] == ["7", "8"]
+    assert all(r["label"] in ("pos", "neg") for r in rows)
+    assert not Path("-").exists()

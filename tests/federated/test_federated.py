@@ -198,7 +198,7 @@ def test_simulate_runs_server_and_clients_as_processes(tmp_path, tiny_encoder):
     out = tmp_path / "global"
     proc = subprocess.run(
         [sys.executable, "-m", "lmworks", "federated", "simulate", str(tmp_path / "train.jsonl"), "--eval",
-         str(tmp_path / "test.jsonl"), "--clients", "3", "--alpha", "1.0", "--rounds", "3", "--model",
+         str(tmp_path / "test.jsonl"), "--clients", "3", "--dirichlet-alpha", "1.0", "--rounds", "3", "--model",
          str(tiny_encoder), *LOCAL, "--client-threads", "1", "--output", str(out), "--workdir",
          str(tmp_path / "work"), "--json", str(tmp_path / "result.json")],
         capture_output=True, text=True, timeout=600)
@@ -275,7 +275,7 @@ def test_only_weights_leave_a_client_even_a_single_class_one(tmp_path, tiny_enco
     texts = [f"{marker} {t}" for t, y in zip(*make_sentiment(64, seed=5)) if y == "pos"]
     data = write(tmp_path / "own.jsonl", texts, ["pos"] * len(texts))
     client = subprocess.run([sys.executable, "-m", "lmworks", "federated", "client", "--server",
-                             f"127.0.0.1:{relay.port}", "--data", str(data), "--threads", "1", "--quiet"],
+                             f"127.0.0.1:{relay.port}", str(data), "--threads", "1", "--quiet"],
                             capture_output=True, text=True, timeout=300)
     out, _ = srv.communicate(timeout=120)
     assert client.returncode == 0, client.stderr[-2000:]
@@ -299,7 +299,7 @@ def test_client_with_an_empty_shard_refuses_before_connecting(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n")
     proc = subprocess.run([sys.executable, "-m", "lmworks", "federated", "client", "--server",
-                           f"127.0.0.1:{free_port()}", "--data", str(empty)], capture_output=True, text=True,
+                           f"127.0.0.1:{free_port()}", str(empty)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1] == f"lmworks: error: {empty}: no rows"
@@ -310,7 +310,7 @@ def test_client_exits_clearly_when_the_server_goes_away_mid_run(tmp_path, tiny_e
     port = free_port()
     srv = server(tmp_path, tiny_encoder, port, rounds=50)
     data = write(tmp_path / "own.jsonl", *make_sentiment(96, seed=6))
-    client = lmworks("federated", "client", "--server", f"127.0.0.1:{port}", "--data", str(data), "--threads", "1",
+    client = lmworks("federated", "client", "--server", f"127.0.0.1:{port}", str(data), "--threads", "1",
                      "--quiet")
     try:
         wait_for(lambda: rounds_logged(tmp_path / "global") >= 1, what="the first round's checkpoint")
@@ -342,7 +342,7 @@ def test_client_with_another_model_is_refused(tmp_path, tiny_encoder, minilm_dir
     data = write(tmp_path / "own.jsonl", *make_sentiment(48, seed=7))
     try:
         client = subprocess.run([sys.executable, "-m", "lmworks", "federated", "client", "--server",
-                                 f"127.0.0.1:{port}", "--data", str(data), "--model", str(other), "--threads", "1",
+                                 f"127.0.0.1:{port}", str(data), "--model", str(other), "--threads", "1",
                                  "--quiet"], capture_output=True, text=True, timeout=300)
     finally:
         srv.kill()

@@ -176,9 +176,9 @@ def test_replay_alerts_on_the_surge_only_and_reingest_changes_nothing(tmp_path, 
     assert abs(row[0] - (scores["pos"] - scores["neg"])) < 1e-3 and -1 <= row[0] <= 1
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
-    summary = json.loads(lmworks("monitor", "summary", "--db", db, "--json").stdout)
+    summary = json.loads(lmworks("monitor", "summary", db, "--json", "-").stdout)
     assert summary["window"] == "1d" and set(summary["topics"]) == {"banks", "gloom"}
-    listed = json.loads(lmworks("monitor", "alerts", "--db", db, "--json").stdout)
+    listed = json.loads(lmworks("monitor", "alerts", db, "--json", "-").stdout)
     assert [a["id"] for a in listed] == [a["id"] for a in alerts]
 
 
@@ -310,7 +310,7 @@ def test_http_ingest_dashboard_in_chromium_and_report(tmp_path, sentiment_model)
     assert ingest(stream, db, sentiment_model).returncode == 0
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_process(["monitor", "serve", "--db", str(db), "--port", str(port), "--sentiment-model",
+    proc = start_process(["monitor", "serve", str(db), "--port", str(port), "--sentiment-model",
                           str(sentiment_model)], base + "/healthz")
     try:
         browser = Browser(free_port())
@@ -342,7 +342,7 @@ def test_http_ingest_dashboard_in_chromium_and_report(tmp_path, sentiment_model)
         assert stop_process(proc) == 0
     for name in ("report.html", "report.png"):
         out = tmp_path / name
-        proc = lmworks("monitor", "report", "--db", db, "--output", out)
+        proc = lmworks("monitor", "report", db, "--output", out)
         assert proc.returncode == 0, proc.stderr
         assert out.stat().st_size > 5_000
     assert "window.LMWORKS_DATA" in (tmp_path / "report.html").read_text()
@@ -354,7 +354,7 @@ def test_read_only_dashboard_refuses_ingest(tmp_path, sentiment_model):
     db = tmp_path / "m.sqlite"
     SQLiteStore(db).close()
     port = free_port()
-    proc = start_process(["monitor", "serve", "--db", str(db), "--port", str(port)],
+    proc = start_process(["monitor", "serve", str(db), "--port", str(port)],
                          f"http://127.0.0.1:{port}/healthz")
     try:
         r = httpx.post(f"http://127.0.0.1:{port}/v1/items", json={"items": []})

@@ -262,7 +262,7 @@ def run_cli(*args, **kwargs):
 def cli_model(tmp_path_factory, catalogue):
     inter, items = catalogue
     out = tmp_path_factory.mktemp("rec-cli") / "model"
-    proc = run_cli("recommend", "train", "--interactions", inter, "--items", items, "--output", out,
+    proc = run_cli("recommend", "train", inter, "--items", items, "--output", out,
                    "--epochs", 8, "--dim", 32, "--batch-size", 64, "--negatives", 32, "--baselines", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "implicit-als" in proc.stdout and "popularity" in proc.stdout and "lmworks" in proc.stdout
@@ -276,7 +276,7 @@ def test_cli_evaluate_and_for_user(tmp_path, cli_model):
     metrics = json.loads((tmp_path / "m.json").read_text())
     meta = json.loads((cli_model / "recommender.json").read_text())
     assert metrics["lmworks"] == meta["metrics"]["lmworks"]  # the saved split re-measures the same numbers
-    proc = run_cli("recommend", "for-user", cli_model, "u1", "-k", "3", "--json")
+    proc = run_cli("recommend", "for-user", cli_model, "u1", "-k", "3", "--json", "-")
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["items"]) == 3
     proc = run_cli("recommend", "for-user", cli_model, "ghost", "-k", "3")
@@ -287,7 +287,7 @@ def test_cli_evaluate_and_for_user(tmp_path, cli_model):
 def test_cli_bad_input_is_one_line(tmp_path, catalogue):
     bad = tmp_path / "bad.csv"
     bad.write_text("user_id,item_id\nu,a\n", encoding="utf-8")
-    proc = run_cli("recommend", "train", "--interactions", bad, "--output", tmp_path / "o")
+    proc = run_cli("recommend", "train", bad, "--output", tmp_path / "o")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("lmworks: error:") and "timestamp" in proc.stderr
     assert not (tmp_path / "o").exists()

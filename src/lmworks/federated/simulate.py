@@ -79,10 +79,10 @@ def simulate(
     _exit_on_sigterm()  # so the finally below stops the server and clients, not only Ctrl-C
     try:
         federation.start_server(["--address", address, "--config-json", str(config_file), "--eval", str(eval_file),
-                                 "--labels", *names, "--output", str(output)])
+                                 "--labels", ",".join(names), "--output", str(output)])
         federation.wait_for(address)
         for i in range(n_clients):
-            federation.start_client(i, ["--server", address, "--data", str(work / f"client_{i}.jsonl"),
+            federation.start_client(i, [str(work / f"client_{i}.jsonl"), "--server", address,
                                         "--threads", str(threads), "--quiet"])
         federation.watch(timeout)
     finally:

@@ -126,7 +126,9 @@ class PredictorActor:
         try:
             proba = clf.predict_proba(self.inputs.from_frame(self.source, frame))
         except DataError as err:
-            raise DataError(_locate(err, frame, paths)) from err
+            # Not chained on purpose: Ray reports a task's innermost cause to the driver, which would
+            # be the batch-relative error this one replaces; this message already carries all of it.
+            raise DataError(_locate(err, frame, paths)) from None
         return output_frame(batch, clf.labels_, clf.decide(proba), proba, self.label_column,
                             clf.config.multi_label, self.label_separator, "parquet")
 

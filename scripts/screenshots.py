@@ -1,0 +1,160 @@
+"""Regenerate the pictures in ``docs/images/`` from the real pages and charts.
+
+Each picture is made by running lmworks itself on shipped data: the monitor's dashboard after
+its demo replay, the assistant's chat page answering a question, the advisor's backtest
+report, and the multimodal results chart. Pages are captured with the headless Chromium that
+the browser tests drive (``tests/browser.py``). Never paste a picture by hand: rerun this.
+
+    .venv/bin/python scripts/screenshots.py [--only monitor,assistant,advisor,multimodal]
+
+About four minutes on 2 cores (the advisor's short backtest is most of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "docs" / "images"
+WORK = ROOT / "runs" / "screenshots"
+LMWORKS = [sys.executable, "-m", "lmworks"]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lmworks(*args: str) -> None:
+    """Run the CLI; stop on failure."""
+    print("$ lmworks " + " ".join(args), flush=True)
+    subprocess.run([*LMWORKS, *args], check=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+@contextlib.contextmanager
+def service(*args: str) -> Iterator[str]:
+    """A service started with the CLI on a free port; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([*LMWORKS, *args, "--port", str(port)], cwd=ROOT,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"service {' '.join(args)} did not start") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@contextlib.contextmanager
+def browser() -> Iterator:
+    """One headless Chromium page."""
+    from browser import Browser
+
+    b = Browser(free_port())
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def monitor() -> None:
+    """The dashboard after the demo replay (quick TF-IDF models, an injected surge)."""
+    lmworks("monitor", "demo", "--workdir", str(WORK / "monitor"), "--no-serve")
+    with service("monitor", "serve", str(WORK / "monitor" / "monitor.sqlite")) as url, browser() as page:
+        page.goto(url + "/")
+        page.wait_for("document.querySelectorAll('#alerts > *').length > 0")
+        time.sleep(1)
+        page.screenshot(IMAGES / "monitor-dashboard.png")
+
+
+def assistant() -> None:
+    """The chat page answering one question and handing off another."""
+    kb = WORK / "bank"
+    lmworks("assistant", "build", "examples/assistant/banking_faq.csv", "--output", str(kb),
+            "--eval", "examples/assistant/banking_queries_dev.csv", "--json", str(WORK / "bank.json"))
+    with service("assistant", "serve", str(kb), "--log-db", str(WORK / "bank-log.sqlite")) as url, \
+            browser() as page:
+        page.goto(url + "/")
+        for i, question in enumerate(["I can't remember my password", "Can you recommend a good pizza place?"]):
+            page.eval(f"document.getElementById('q').value = {json.dumps(question)}; "
+                      "document.getElementById('f').requestSubmit(); true")
+            page.wait_for(f"document.querySelectorAll('#log > div').length >= {2 * (i + 1)}")
+        time.sleep(0.5)
+        page.screenshot(IMAGES / "assistant-chat.png")
+
+
+def advisor() -> None:
+    """A short walk-forward backtest's report (two test years, one seed: a picture, not a result)."""
+    lmworks("datasets", "export", "sp500", "--output", str(WORK / "sp500"))
+    lmworks("advisor", "backtest", str(WORK / "sp500" / "prices.csv"), "--test-years", "2", "--seeds", "0",
+            "--agents", "dqn", "--timesteps", "3000", "--quiet", "--json", str(WORK / "advisor.json"),
+            "--report", str(IMAGES / "advisor-report.png"))
+
+
+def multimodal() -> None:
+    """Accuracy by modality, from ``docs/results/multimodal.json`` (the benchmark's own numbers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = json.loads((ROOT / "docs" / "results" / "multimodal.json").read_text())["rows"]
+    tasks = list(dict.fromkeys(r[0] for r in rows))
+    modalities = list(dict.fromkeys(r[1] for r in rows))
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=120)
+    width = 0.8 / len(modalities)
+    for j, modality in enumerate(modalities):
+        values = [float(next(r[2] for r in rows if r[0] == t and r[1] == modality).split()[0]) for t in tasks]
+        ax.bar([i + j * width for i in range(len(tasks))], values, width, label=modality)
+    ax.set_xticks([i + width * (len(modalities) - 1) / 2 for i in range(len(tasks))], tasks)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(50, 100)
+    ax.set_title("Emoji: text, image and both in one model")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "multimodal-accuracy.png")
+    plt.close(fig)
+
+
+MAKERS = {"monitor": monitor, "assistant": assistant, "advisor": advisor, "multimodal": multimodal}
+
+
+def main() -> int:
+    """Make the pictures asked for."""
+    parser = argparse.ArgumentParser(description="Regenerate docs/images/ from the real pages and charts.")
+    parser.add_argument("--only", default=",".join(MAKERS), help="comma-separated: " + ", ".join(MAKERS))
+    names = [n.strip() for n in parser.parse_args().only.split(",") if n.strip()]
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    for name in names:
+        MAKERS[name]()
+        print(f"{name}: done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
