@@ -60,7 +60,7 @@ def _cell(value: Any) -> str:
 def results_table(name: str) -> str:
     """The markdown a ``<!-- results NAME -->`` line becomes."""
     r = load_result(name)
-    lines = [f"**{r['what']}**", ""]
+    lines = [r["what"], ""]
     lines.append("| " + " | ".join(r["columns"]) + " |")
     lines.append("|" + "---|" * len(r["columns"]))
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in r["rows"]]
@@ -68,7 +68,8 @@ def results_table(name: str) -> str:
     lines += ["", f"Baseline, measured in the same run: {r['baseline']}.  ",
               f"Measured {r['date']} on {r['machine']}" + (f" ({versions})" if versions else "") + ".  ",
               "Command:", "", "```bash", r["command"], "```"]
-    lines += [f"* {note}" for note in r.get("notes", [])]
+    if r.get("notes"):
+        lines += [""] + [f"* {note}" for note in r["notes"]]
     return "\n".join(lines) + "\n"
 
 
