@@ -2,7 +2,7 @@
 
 Each picture is made by running lmworks itself on shipped data: the monitor's dashboard after
 its demo replay, the assistant's chat page answering a question, the advisor's backtest
-report, and the multimodal results chart. Pages are captured with the headless Chromium that
+report, and the multimodal and recommender results charts. Pages are captured with the headless Chromium that
 the browser tests drive (``tests/browser.py``). Never paste a picture by hand: rerun this.
 
     .venv/bin/python scripts/screenshots.py [--only monitor,assistant,advisor,multimodal]
@@ -139,7 +139,30 @@ def multimodal() -> None:
     plt.close(fig)
 
 
-MAKERS = {"monitor": monitor, "assistant": assistant, "advisor": advisor, "multimodal": multimodal}
+def recommend() -> None:
+    """NDCG@10 of the recommender against its baselines, from ``docs/results/recommend.json``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = json.loads((ROOT / "docs" / "results" / "recommend.json").read_text())
+    column = result["columns"].index("NDCG@10")
+    splits = list(dict.fromkeys(r[0] for r in result["rows"]))
+    fig, axes = plt.subplots(1, len(splits), figsize=(8, 3), dpi=120)
+    for ax, split in zip(axes, splits):
+        rows = [r for r in result["rows"] if r[0] == split]
+        ax.barh([r[1].split(" (")[0] for r in rows], [r[column] for r in rows],
+                color=["#999999"] * (len(rows) - 1) + ["#1f77b4"])
+        ax.set_title(f"MovieLens-100K, {split}")
+        ax.set_xlabel("NDCG@10 (test users)")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "recommend-ndcg.png")
+    plt.close(fig)
+
+
+MAKERS = {"monitor": monitor, "assistant": assistant, "advisor": advisor, "multimodal": multimodal,
+          "recommend": recommend}
 
 
 def main() -> int:

@@ -77,7 +77,7 @@ class DistillConfig:
 
     The temperature was chosen on the Rotten Tomatoes dev split (2 over 4); ``alpha`` 0.5
     is the usual even mix and was not varied; ``augment`` 1 added 0.16 dev points at
-    twice the cost, so it stays off by default (``docs/benchmarks.md``).
+    twice the cost, so it stays off by default (``docs/research-log/benchmarks-history.md``).
     """
 
     alpha: float = 0.5

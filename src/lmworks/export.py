@@ -49,7 +49,7 @@ class ExportOptions:
         Fuse LayerNorm, GELU and bias additions with ONNX Runtime's offline transformer
         optimiser first. Attention is left unfused: on an AVX2 CPU with MiniLM the fused
         attention op measured slower, while the other fusions cut the fixed cost of a
-        small batch by a third (single text: 4.2 vs 6.1 ms int8; docs/benchmarks.md).
+        small batch by a third (single text: 4.2 vs 6.1 ms int8; docs/research-log/benchmarks-history.md).
     opset:
         ONNX opset of the exported graph.
     max_accuracy_drop:
@@ -161,7 +161,7 @@ def _finish_graph(source: Any, tmp: Path, new_meta: dict[str, Any], report: dict
         kept, report["int8_search"] = _search(source, TextClassifier.load(tmp), eval_data, tmp, options)
     elif options.quantize == "int8":
         if options.keep_fp32 is None and eval_data is None:
-            # the fixed default is the one measured least dependable (docs/benchmarks.md, issue 21)
+            # the fixed default is the one measured least dependable (docs/research-log/benchmarks-history.md, issue 21)
             LOGGER.warning("int8 without --eval (eval_data): the FFN down-projections stay fp32 unchecked; pass "
                            "held-out data to choose the fp32 layers on it and measure the accuracy change")
         quantize_int8(tmp / FP32_FILE, tmp / ONNX_FILE, exclude=kept)

@@ -6,7 +6,7 @@ Two heads are offered:
     Masked mean of the last hidden states, dropout, one linear layer. The shipped
     encoders were trained as sentence embedders with mean pooling, so this head
     starts from a representation that already separates meanings; it beats the CLS
-    pooler on every dataset we measured (see docs/benchmarks.md).
+    pooler on every dataset we measured (see docs/research-log/benchmarks-history.md).
 ``cls``
     The stock ``AutoModelForSequenceClassification`` head. Saved with
     ``save_pretrained`` so that plain transformers gives identical predictions.

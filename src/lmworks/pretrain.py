@@ -15,7 +15,7 @@ embeddings) and saved with the encoder for further pretraining. While the new he
 is still random its gradients would pull the encoder anywhere, so the encoder is
 frozen for the first ``head_warmup`` share of the steps and only the head learns
 (a first run without this, 1 epoch on Rotten Tomatoes, made the encoder worse for
-fine-tuning: docs/benchmarks.md).
+fine-tuning: docs/research-log/benchmarks-history.md).
 
 Training runs on the one engine (:class:`~lmworks.training.engine.Trainer`) with
 :class:`MaskedLMObjective`: the same AdamW parameter groups, warm-up and decay,

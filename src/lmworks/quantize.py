@@ -148,7 +148,7 @@ def choose_variant(fp32: Path, ranked: Sequence[tuple[str, float]], evaluate: Ca
     nodes (6 texts, 0.47 %, one under the line) which changed 1.10 % of the test split's
     predictions and lost 0.63 points there; with it the search goes on to 8 nodes (3 texts;
     test -0.31). The margin is about the square root of the budget's count: 40 % of the
-    budget on 1,300 texts, 14 % on 10,000 (``docs/benchmarks.md``, issue 21). The last
+    budget on 1,300 texts, 14 % on 10,000 (``docs/research-log/benchmarks-history.md``, issue 21). The last
     resort is the fp32 graph itself.
     """
     tried: list[Variant] = []

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("lmworks")
 
 #: Padded tokens per inference batch. Smaller batches keep activations in cache: on
-#: 2 AVX2 cores MiniLM ran 20 % faster at 2048 than at 8192 (docs/benchmarks.md).
+#: 2 AVX2 cores MiniLM ran 20 % faster at 2048 than at 8192 (docs/research-log/benchmarks-history.md).
 DEFAULT_MAX_TOKENS = 2048
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 #: Trading days between decisions by default: monthly, as robo-advisors rebalance. Weekly decisions
 #: (5) let the agents trade 37-46 times their portfolio a year, about 4 % a year in costs at 10 bps
-#: (``docs/benchmarks.md``); a month's return also says more about a choice than a week's noise.
+#: (``docs/research-log/benchmarks-history.md``); a month's return also says more about a choice than a week's noise.
 REBALANCE_DAYS = 21
 
 

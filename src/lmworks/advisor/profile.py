@@ -6,7 +6,7 @@ a per-period estimate of ``E[r] - lambda / 2 Var[r]``. For a stock portfolio wit
 ``0.10 / (lambda * 0.04)``: about 100 % at lambda 1, 80 % at 3 and 30 % at 8, the
 equity shares advisers typically give aggressive, moderate and conservative clients.
 
-The objective alone did not tailor risk out of sample (``docs/benchmarks.md``): the
+The objective alone did not tailor risk out of sample (``docs/research-log/benchmarks-history.md``): the
 penalty's pull between neighbouring profiles is small against a month's noise, so all
 three agents ended near the same low-volatility allocations. A profile therefore also
 sets the agent's *band*: the share of the portfolio it may hold in assets, the rest in

@@ -85,7 +85,7 @@ def strategic_mix(band: tuple[float, float]) -> MenuItem:
 #: follows the agent, 1 holds the strategic mix. The validation year picks one by the
 #: one-standard-error rule (``advisor.backtest.choose_anchor``): the agent's tactic is
 #: followed only as far as it beat the strategic mix there by more than the noise.
-#: ``(0.0,)`` is the agent alone (measured in ``docs/benchmarks.md``).
+#: ``(0.0,)`` is the agent alone (measured in ``docs/research-log/benchmarks-history.md``).
 ANCHOR_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0)
 
 

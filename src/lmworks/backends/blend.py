@@ -17,7 +17,7 @@ How they are combined (``mix``):
 The weight is the one with the lowest dev log-loss. Log-loss scores every dev text by how
 much probability it gets, so its optimum moves smoothly with the weight; accuracy or F1
 on a dev set of a thousand texts changes only when a prediction flips, and the weight it
-picks jumps between seeds (``docs/benchmarks.md`` compares the rules).
+picks jumps between seeds (``docs/research-log/benchmarks-history.md`` compares the rules).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ LOGGER = logging.getLogger("lmworks")
 
 @dataclass
 class RecommenderConfig:
-    """Training settings (the defaults are the ones documented in ``docs/benchmarks.md``)."""
+    """Training settings (the defaults are the ones documented in ``docs/research-log/benchmarks-history.md``)."""
 
     model: str = "minilm"
     dim: int = 64

@@ -38,7 +38,7 @@ class ServeConfig:
     max_wait_ms:
         How long a request may wait for others to share its micro-batch. 0 (default):
         never wait; requests that arrive while the model runs still share the next
-        batch. Measured open-loop (``docs/benchmarks.md``), waiting 5 ms moved the
+        batch. Measured open-loop (``docs/research-log/benchmarks-history.md``), waiting 5 ms moved the
         highest rate with p99 <= 100 ms from 35 % to 30 % of the offline rate and gained
         no throughput at 8 or 32 closed-loop clients.
     max_batch_tokens:

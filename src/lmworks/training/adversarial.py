@@ -19,7 +19,7 @@ Two ways to measure the radius (``norm``):
   competitions). A batch shares one budget, so texts with steep gradients take most of it,
   and a word that occurs in several texts moves the same way in all of them. On Rotten
   Tomatoes this gained less under text perturbations and spread more over seeds
-  (``docs/benchmarks.md``).
+  (``docs/research-log/benchmarks-history.md``).
 
 What the perturbed input is trained towards (``TrainConfig.adv_loss``):
 

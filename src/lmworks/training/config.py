@@ -136,7 +136,7 @@ class TrainConfig:
         per-text radius 0.05, label loss) were chosen on Rotten Tomatoes' dev split among
         batch 0.3, per-text 0.05/0.1/0.2 and consistency 0.2: they gained the most accuracy
         under ``lmworks robustness``' perturbations without costing clean accuracy. The 1.0
-        of common (batch) FGM recipes cost 6.5 clean points there (``docs/benchmarks.md``).
+        of common (batch) FGM recipes cost 6.5 clean points there (``docs/research-log/benchmarks-history.md``).
     """
 
     model: str = "minilm"
