@@ -187,8 +187,9 @@ def write_results(rows, base, args, data) -> None:
               and "tfidf" not in r["method"] else "-", f"{r['wall_s'] / 60:.1f} min"] for r in rows]
     record("fine_tuning", title="Fine-tuning on Rotten Tomatoes",
            what=f"Rotten Tomatoes (stratified split, seed {args.split_seed}: train {len(data['train'])}, dev "
-                f"{len(data['dev'])}, test {len(data['test'])}). Accuracy on the test split, which no run trains on or "
-                f"selects with. MiniLM, {args.epochs:g} epochs, lr {args.lr:g}, batch {args.batch_size}, seed {args.seed}.",
+                f"{len(data['dev'])}, test {len(data['test'])}). Accuracy on the test split, which no run trains on "
+                f"or selects with. MiniLM, {args.epochs:g} epochs, lr {args.lr:g}, batch {args.batch_size}, "
+                f"seed {args.seed}.",
            baseline="transformers Trainer (pad every text to 128 tokens, stock CLS head), same encoder, epochs, lr "
                     "and batch",
            columns=["method", "test accuracy", "test macro-F1", "train samples/s", "speed-up vs Trainer", "wall time"],
