@@ -174,3 +174,20 @@ def test_comma_files_with_other_characters_in_the_header_stay_comma(tmp_path):
     path = tmp_path / "plain.csv"
     path.write_text('text,label\n"a; b | c",x\n"d",y\n', encoding="utf-8")
     assert read_dataset(path).texts == ["a; b | c", "d"]
+
+
+def test_atomic_outputs_get_the_usual_permissions_not_the_temp_files(tmp_path):
+    import os
+    import stat
+
+    from lmworks.atomic import write_text_atomic
+
+    mask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "out.json", "{}\n")
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}\n")
+    finally:
+        os.umask(mask)
+    mode = stat.S_IMODE((tmp_path / "out.json").stat().st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o644

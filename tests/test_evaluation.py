@@ -62,3 +62,30 @@ def test_report_contains_every_number():
     for word in ("precision", "recall", "f1-score", "support", "accuracy", "macro avg", "weighted avg",
                  "confusion matrix", "calibration"):
         assert word in text
+
+
+def test_report_states_the_interval_and_warns_on_few_rows():
+    from lmworks.evaluation import accuracy_interval, classification_metrics, format_report
+
+    lo, hi = accuracy_interval(0.75, 4)
+    assert 0.25 < lo < 0.35 and 0.9 < hi < 0.97  # Wilson: [0.30, 0.95]
+    few = format_report(classification_metrics(["a", "b", "a", "b"], ["a", "b", "b", "b"], model_labels=["a", "b"]))
+    assert "95% interval (Wilson, 4 rows): [0.3006, 0.9544]" in few and "WARNING: only 4 rows" in few
+    many_true = ["a", "b"] * 500
+    many = format_report(classification_metrics(many_true, many_true, model_labels=["a", "b"]))
+    assert "WARNING: only" not in many
+
+
+def test_report_over_many_classes_lists_the_largest_confusions():
+    from lmworks.evaluation import MATRIX_MAX_CLASSES, classification_metrics, format_report
+
+    labels = [f"c{i:02d}" for i in range(MATRIX_MAX_CLASSES + 5)]
+    truth = [name for name in labels for _ in range(10)]
+    predicted = list(truth)
+    predicted[:7] = ["c01"] * 7  # seven c00 rows predicted as c01
+    predicted[10:12] = ["c05"] * 2
+    report = format_report(classification_metrics(truth, predicted, model_labels=labels))
+    assert "confusion matrix" not in report
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("largest confusions"))
+    assert lines[start + 1].strip() == "c00 -> c01: 7" and lines[start + 2].strip() == "c01 -> c05: 2"
