@@ -127,31 +127,20 @@ def warn_deprecated(old: str, new: str) -> None:
 class _DeprecatedAlias(argparse.Action):
     """An old option spelling: stores into the new option's ``dest`` and warns with the new spelling."""
 
-    def __init__(self, option_strings, dest, *, new: str, convert=None, **kw) -> None:
+    def __init__(self, option_strings, dest, *, new: str, **kw) -> None:
         super().__init__(option_strings, dest, **kw)
         self.new = new
-        self.convert = convert
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        """Warn, convert, store."""
+        """Warn with the new spelling, then store."""
         warn_deprecated(option_string or self.option_strings[0], self.new)
-        if self.convert is not None:
-            values = self.convert(values)
         setattr(namespace, self.dest, values)
 
 
-def deprecated_alias(parser: Any, old: str, new: str, dest: str, *, flag: bool = False, convert=None,
-                     type=None) -> None:  # noqa: A002 - argparse's own keyword
-    """Add ``old`` as a hidden, deprecated spelling of ``new`` (same ``dest``).
-
-    ``flag``: the old spelling took no value (it stores ``True``). ``convert`` maps the old value
-    to the new option's (for a change of form, e.g. a count that became a list).
-    """
-    kw: dict[str, Any] = {"nargs": 0} if flag else {"type": type}
-    if flag and convert is None:
-        convert = _true
-    parser.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, convert=convert,
-                        default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
+def deprecated_alias(parser: Any, old: str, new: str, dest: str, *, type=None) -> None:  # noqa: A002
+    """Add ``old`` as a hidden, deprecated spelling of ``new`` (same ``dest``, converted by ``type``)."""
+    parser.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, type=type,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def positional_with_alias(parser: Any, dest: str, metavar: str, help: str, *, old: str) -> None:  # noqa: A002
@@ -196,10 +185,6 @@ def split_rules(text: str) -> list[str]:
         else:
             rules.append(part)
     return rules
-
-
-def _true(_values: Any) -> bool:
-    return True
 
 
 class ListOption(argparse.Action):
