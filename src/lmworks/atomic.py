@@ -15,6 +15,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+#: The path that means standard output (``--output -``, ``--json -``) rather than a file.
+STDOUT = "-"
+
 
 @functools.cache
 def _default_mode() -> int:

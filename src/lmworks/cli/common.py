@@ -8,6 +8,8 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from ..atomic import STDOUT
+
 
 def add_data_options(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
     """``--text-column``, ``--label-column``, ``--label-separator``, ``--encoding``, ``--delimiter``."""
@@ -93,8 +95,7 @@ def model_inputs(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
 # Old spellings stay as deprecated aliases for a release: hidden from --help, they still work and
 # warn with the new spelling.
 
-#: ``--output -`` / ``--json -``: write to standard output instead of a file.
-STDOUT = "-"
+# ``--output -`` / ``--json -`` (STDOUT, imported above) write to standard output, not a file.
 
 
 class HelpFormatter(argparse.HelpFormatter):

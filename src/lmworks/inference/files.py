@@ -19,16 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_file
+from ..atomic import STDOUT, atomic_file
 from ..data import DEFAULT_CHUNK_SIZE, detect_format, iter_chunks
 from ..errors import DataError
 from ..tokens import warn_truncated
 from .inputs import ModelInputs
 
 LOGGER = logging.getLogger("lmworks")
-
-#: ``output`` that means standard output.
-STDOUT = "-"
 
 
 def output_frame(chunk: pd.DataFrame, labels: list[str], predicted: list[Any], proba: np.ndarray,
