@@ -258,6 +258,16 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """One label per text (a list of labels per text for multi-label models)."""
         return self.decide(self.predict_proba(texts))
 
+    def explain(self, texts: Sequence[str], *, target: str | None = None, **options: Any) -> list[Any]:
+        """Which words made each decision: one :class:`~lmworks.explain.Explanation` per text.
+
+        ``target`` explains that class instead of the prediction; ``options`` go to
+        :func:`lmworks.explain.explain` (``method``, ``all_classes``, ``steps``, ``baseline``).
+        """
+        from .explain import explain
+
+        return explain(self, texts, target=target, **options)
+
     def score(self, texts: Sequence[str], labels: Sequence[Any], sample_weight: Any = None) -> float:
         """Accuracy on labelled data (multi-label: the share of texts whose label set is exactly right)."""
         predicted = self.predict(texts)
