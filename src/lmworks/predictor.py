@@ -93,6 +93,10 @@ class Predictor:
         return [{"label": label, "scores": {name: round(float(p), 6) for name, p in zip(self.labels, row)}}
                 for label, row in zip(self.classifier.decide(proba), proba)]
 
+    def explain(self, texts: Sequence[Any], *, target: str | None = None, **options: Any) -> list[Any]:
+        """Which words made each decision (see :func:`lmworks.explain.explain`)."""
+        return self.classifier.explain(texts, target=target, **options)
+
     def evaluate(self, texts: Sequence[str], labels: Sequence[Any]) -> dict[str, Any]:
         """The same metrics as :meth:`TextClassifier.evaluate`."""
         return self.classifier.evaluate(texts, labels)

@@ -91,10 +91,11 @@ def test_api_docs_render_in_chromium_without_a_cdn(server, tmp_path):
         anonymous.close()
 
 
-def test_every_limit_is_a_json_4xx(server):
-    _error(server.post("/v1/classify", json={"texts": ["x"] * 9}), 413, "too_many_texts")
-    _error(server.post("/v1/classify", json={"texts": ["ok", "y" * 301]}), 413, "text_too_long")
-    _error(server.post("/v1/classify", json={"texts": ["z" * 250] * 40}), 413, "body_too_large")
+@pytest.mark.parametrize("route", ["/v1/classify", "/v1/explain"])
+def test_every_limit_is_a_json_4xx(server, route):
+    _error(server.post(route, json={"texts": ["x"] * 9}), 413, "too_many_texts")
+    _error(server.post(route, json={"texts": ["ok", "y" * 301]}), 413, "text_too_long")
+    _error(server.post(route, json={"texts": ["z" * 250] * 40}), 413, "body_too_large")
 
     def chunks():
         for _ in range(20):
@@ -108,8 +109,27 @@ def test_every_limit_is_a_json_4xx(server):
     b"{not json", b"", b"[]", b'{"texts": "a single string"}', b'{"texts": [1, 2]}', b'{"texts": [null]}',
     b'{"texts": []}', b'{"text": ["wrong key"]}', b'{"texts": ["ok"], "extra": 1}', b'{"texts": ["   "]}',
 ])
-def test_malformed_and_wrong_types_are_422(server, body):
-    _error(server.post("/v1/classify", content=body, headers={"Content-Type": "application/json"}), 422)
+@pytest.mark.parametrize("route", ["/v1/classify", "/v1/explain"])
+def test_malformed_and_wrong_types_are_422(server, body, route):
+    _error(server.post(route, content=body, headers={"Content-Type": "application/json"}), 422)
+
+
+def test_explain_answers_words_and_scores_like_the_library(server, tiny_model_dir):
+    from lmworks import TextClassifier
+
+    texts = ["the acting was superb", "a dull and tedious plot", "the film was awful"]
+    response = server.post("/v1/explain", json={"texts": texts})
+    assert response.status_code == 200, response.text
+    answers = response.json()["explanations"]
+    offline = TextClassifier.load(tiny_model_dir).explain(texts)
+    for answer, expected in zip(answers, offline):
+        assert answer["label"] == expected.label and answer["words"] == expected.words
+        assert answer["method"] == expected.method and len(answer["scores"]) == len(answer["words"])
+        assert answer["scores"] == pytest.approx(expected.scores, abs=1e-4)
+    other = server.post("/v1/explain", json={"texts": texts[:1], "class": "neg"}).json()["explanations"][0]
+    assert other["label"] == "neg"
+    _error(server.post("/v1/explain", json={"texts": texts, "class": "nope"}), 422, "unknown_class")
+    _error(httpx.post(f"{server.base_url}/v1/explain", json={"texts": texts}), 401, "unauthorized")
 
 
 def test_api_key_is_required_on_v1_only(server):

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from ..errors import LmworksError
 from .common import HelpFormatter, json_to_stdout
 
-SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "robustness", "pretrain", "export", "serve", "assistant",
+SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "explain", "robustness", "pretrain", "export", "serve", "assistant",
                "recommend", "monitor", "advisor", "federated", "models", "datasets")
 
 
