@@ -322,6 +322,25 @@ def test_http_ingest_dashboard_in_chromium_and_report(tmp_path, sentiment_model)
             assert "banks" in browser.eval("document.getElementById('alerts').innerText")
             negative = browser.eval("document.getElementById('negative').innerText")
             assert any(word in negative for word in NEGATIVE)
+            # Why did the alert fire: the negative words of its window, and its items highlighted.
+            browser.eval("document.querySelector('[data-why-alert]').click()")
+            browser.wait_for("document.querySelectorAll('#why .why-item .w').length > 0")
+            words = browser.eval("[...document.querySelectorAll('#why .words span')].map(s => s.dataset.word)")
+            assert words and words[0] in NEGATIVE, words
+            red = browser.eval("[...document.querySelectorAll('#why .why-item .w')].filter(s => "
+                               "Number(s.dataset.score) > 0).map(s => s.textContent)")
+            assert set(red) & set(NEGATIVE)
+            # An item opens its own highlighted words, and they survive the page's refresh.
+            browser.eval("document.querySelector('#negative .item .text').click()")
+            browser.wait_for("document.querySelectorAll('#negative .item.explained .w').length > 0")
+            top = browser.eval("(() => { const s = [...document.querySelectorAll('#negative .item.explained .w')];"
+                               " s.sort((a, b) => b.dataset.score - a.dataset.score); return s[0].textContent; })()")
+            assert top in NEGATIVE
+            item_id = browser.eval("document.querySelector('#negative .item.explained').dataset.item")
+            why = httpx.get(f"{base}/api/items/{item_id}/why").json()
+            assert why["explanation"]["method"] == "tfidf_exact" and why["item"]["id"] == item_id
+            assert httpx.get(f"{base}/api/items/no-such-id/why").json()["error"]["code"] == "not_found"
+            assert httpx.get(f"{base}/api/alerts/99999/why").status_code == 404
             count = int(browser.eval("document.body.dataset.count"))
             r = httpx.post(base + "/v1/items", json={"items": [
                 {"id": "new-1", "timestamp": "2024-03-20T10:00:00Z", "text": "a dull and painful report",
@@ -359,6 +378,8 @@ def test_read_only_dashboard_refuses_ingest(tmp_path, sentiment_model):
     try:
         r = httpx.post(f"http://127.0.0.1:{port}/v1/items", json={"items": []})
         assert r.status_code == 503 and r.json()["error"]["code"] == "no_models"
+        r = httpx.get(f"http://127.0.0.1:{port}/api/alerts/1/why")
+        assert r.status_code == 404 and "no alert with id 1" in r.json()["error"]["message"]
     finally:
         assert stop_process(proc) == 0
 

@@ -54,7 +54,7 @@ def write_report(store: Store, window: int, output: str | Path) -> Path:
     data = overview(store, window)
     suffix = output.suffix.lower()
     if suffix in (".html", ".htm"):
-        page = PAGE.read_text(encoding="utf-8")
+        page = dashboard_page()
         payload = json.dumps(data).replace("</", "<\\/")
         page = page.replace("<script>\n\"use strict\";", f"<script>window.LMWORKS_DATA = {payload};</script>\n"
                             "<script>\n\"use strict\";", 1)
@@ -111,18 +111,27 @@ class ItemsRequest(BaseModel):
     items: list[Any] = Field(description="objects with id, timestamp, text and optional source/topic")
 
 
+def dashboard_page() -> str:
+    """The dashboard's HTML, with the word-highlighting script the explanation panels share."""
+    from ..explain.report import HIGHLIGHT_JS
+
+    return PAGE.read_text(encoding="utf-8").replace("/*LM_HIGHLIGHT*/", HIGHLIGHT_JS, 1)
+
+
 def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None = None, api_key: str | None = None,
                        max_items: int = 1000, max_body_bytes: int = 4 << 20):
-    """The FastAPI app: dashboard, overview API, and ``POST /v1/items`` when models are loaded."""
+    """The FastAPI app: dashboard, overview API, explanations, and ``POST /v1/items`` when models are loaded."""
     from fastapi.responses import HTMLResponse
 
     from ..serve.common import ApiError, base_app
     from ..serve.metrics import ServerMetrics
+    from .why import WhyExplainer
 
     app = base_app(title="lmworks opinion monitor", description="Topic and sentiment of a stream, with alerts.",
                    metrics=ServerMetrics(), api_key=api_key, max_body_bytes=max_body_bytes)
     lock = threading.Lock()
-    page = PAGE.read_text(encoding="utf-8")
+    page = dashboard_page()
+    why = WhyExplainer(store, ingestor.classifier if ingestor else None)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> str:
@@ -139,6 +148,8 @@ def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None =
     @app.get("/v1/alerts", summary="stored alerts, newest first")
     def api_alerts(limit: int = 100) -> list[dict[str, Any]]:
         return store.alerts(limit=max(1, min(limit, 1000)))
+
+    _add_why_routes(app, why)
 
     @app.post("/v1/items", summary="classify, store and alert on a batch of items",
               responses={413: {"description": "too many items"}, 503: {"description": "no models loaded"}})
@@ -162,3 +173,27 @@ def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None =
         return {"added": added, "duplicates": duplicates, "rejected": rejected, "alerts": alerts}
 
     return app
+
+
+def _add_why_routes(app: Any, why: Any) -> None:
+    """``GET /api/items/{id}/why`` and ``GET /api/alerts/{id}/why``: the dashboard's explanation panels."""
+    from ..serve.common import ApiError
+    from .why import NotFound
+
+    def answer(call: Any) -> dict[str, Any]:
+        try:
+            return call()
+        except NotFound as err:
+            raise ApiError(404, "not_found", str(err)) from err
+        except ConfigError as err:
+            raise ApiError(503, "no_model", str(err)) from err
+
+    @app.get("/api/items/{item_id}/why", summary="the words that made an item's sentiment",
+             responses={404: {"description": "no such item"}, 503: {"description": "no sentiment model known"}})
+    def item_why(item_id: str) -> dict[str, Any]:
+        return answer(lambda: why.item(item_id))
+
+    @app.get("/api/alerts/{alert_id}/why", summary="the words that drove an alert window's negative share",
+             responses={404: {"description": "no such alert"}, 503: {"description": "no sentiment model known"}})
+    def alert_why(alert_id: int) -> dict[str, Any]:
+        return answer(lambda: why.alert(alert_id))

@@ -158,6 +158,21 @@ class Store:
         keys = ("id", "timestamp", "source", "topic", "text", "sentiment", "sentiment_label")
         return [dict(zip(keys, r)) for r in rows]
 
+    def item(self, item_id: str) -> dict[str, Any] | None:
+        """One stored item by id (``None`` when there is none)."""
+        keys = ("id", "timestamp", "source", "topic", "text", "sentiment", "sentiment_label")
+        rows = self._query(f"SELECT {', '.join(keys)} FROM items WHERE id = ?", [item_id])
+        return dict(zip(keys, rows[0])) if rows else None
+
+    def window_items(self, topic: str, start: int, seconds: int, *, negative: bool = True,
+                     limit: int = 50) -> list[dict[str, Any]]:
+        """Items of one topic and window (only the negative ones by default), most negative first."""
+        keys = ("id", "timestamp", "source", "topic", "text", "sentiment", "sentiment_label")
+        clause = " AND negative = 1" if negative else ""
+        rows = self._query(f"SELECT {', '.join(keys)} FROM items WHERE topic = ? AND ts >= ? AND ts < ?{clause} "
+                           "ORDER BY sentiment ASC, ts DESC LIMIT ?", [topic, start, start + seconds, limit])
+        return [dict(zip(keys, r)) for r in rows]
+
     # -- alerts -------------------------------------------------------------------
     def insert_alert(self, alert: dict[str, Any]) -> int | None:
         """Store an alert unless one exists for its rule, topic and window; return its id if new."""
@@ -176,12 +191,13 @@ class Store:
                                                       alert["window_seconds"]])
         return int(rows[0][0])
 
-    def alerts(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """Stored alerts, newest window first."""
+    def alerts(self, *, limit: int = 100, alert_id: int | None = None) -> list[dict[str, Any]]:
+        """Stored alerts, newest window first (only alert ``alert_id`` when given)."""
         keys = ("id", "rule", "topic", "window_start", "window_seconds", "value", "baseline", "volume", "message",
                 "created_at", "delivered")
-        rows = self._query(f"SELECT {', '.join(keys)} FROM alerts ORDER BY window_start DESC, id DESC LIMIT ?",
-                           [limit])
+        clause, params = ("WHERE id = ? ", [alert_id]) if alert_id is not None else ("", [])
+        rows = self._query(f"SELECT {', '.join(keys)} FROM alerts {clause}ORDER BY window_start DESC, id DESC "
+                           "LIMIT ?", [*params, limit])
         out = []
         for r in rows:
             a = dict(zip(keys, r))
