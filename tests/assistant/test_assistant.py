@@ -37,6 +37,22 @@ def test_paraphrase_is_answered_and_out_of_scope_is_handed_off(banking):
     assert off["reason"] in ("low_confidence", "ambiguous") and len(off["suggestions"]) == 3
 
 
+def test_explanation_names_the_words_that_made_the_match(banking):
+    assistant, _ = banking
+    question = "please tell me the opening hours of the branch tomorrow"
+    result = assistant.ask(question)
+    why = assistant.explain(question, result)
+    assert why["method"] == "occlusion" and why["entry"] == result["answer_id"]
+    assert why["words"] == question.split() and len(why["scores"]) == len(why["words"])
+    ranked = [w for _, w in sorted(zip(why["scores"], why["words"]), reverse=True)]
+    assert set(ranked[:3]) & {"opening", "hours", "branch"}, ranked
+    # Each score is exactly the match score lost without that word.
+    without = " ".join(w for w in why["words"] if w != "hours")
+    full, cut = assistant.retriever.entry_scores([question, without], [result["answer_id"]] * 2)
+    assert why["scores"][why["words"].index("hours")] == pytest.approx(full - cut, abs=1e-5)
+    assert full == pytest.approx(result["confidence"], abs=1e-3)
+
+
 def test_calibration_is_stored_and_round_trips(banking):
     assistant, directory = banking
     assert assistant.calibration["source"] == "queries" and assistant.calibration["n"] > 0
@@ -182,11 +198,15 @@ def test_service_logs_exchanges_and_chat_page_works(banking, tmp_path):
             text = browser.wait_for("document.querySelectorAll('#log .a').length > 0 && "
                                     "document.getElementById('log').innerText")
             assert "Monday to Friday" in text
+            highlighted = browser.eval("[...document.querySelectorAll('#log .a .why .w')].map(s => s.textContent)")
+            assert highlighted == "what are your branch opening times".split()
             browser.eval("document.getElementById('q').value = 'how do I grow tomatoes on a balcony'")
             browser.eval("document.querySelector('#f button').click()")
             text = browser.wait_for("document.querySelectorAll('#log .a').length > 1 && "
                                     "document.getElementById('log').innerText")
             assert "a colleague will get back to you" in text
+            assert browser.eval("document.querySelectorAll('#log .a')[1].querySelectorAll('.why .w').length") == 8
+            assert "scored" in text
             import os
 
             browser.screenshot(Path(os.environ.get("LMWORKS_SCREENSHOTS", tmp_path)) / "assistant_chat.png")

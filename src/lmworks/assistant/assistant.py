@@ -192,6 +192,28 @@ class Assistant:
             })
         return results
 
+    def explain(self, question: str, result: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The words that led to the match (or, for a hand-off, to the best candidate's low score).
+
+        Occlusion on the match score itself: each word's score is how much the question's
+        score against the matched entry drops without it. The retrieval model is a sentence
+        encoder plus character n-grams and an optional intent bonus, not a classifier, so
+        this model-agnostic method explains exactly the number the hand-off rule reads.
+        """
+        from ..explain.occlusion import occlusion_drops
+        from ..explain.words import split_words
+
+        result = result or self.ask(question)
+        entry = result["answer_id"]
+        words = split_words(question)
+        if entry is None or not len(words):
+            return {"words": words.words, "scores": [0.0] * len(words), "method": "occlusion", "entry": None}
+        scores = occlusion_drops(lambda texts, owners: self.retriever.entry_scores(texts, [entry] * len(texts)),
+                                 [words])[0]
+        return {"words": words.words, "scores": [round(float(s), 6) for s in scores], "method": "occlusion",
+                "entry": entry, "matched_question": result["matched_question"], "confidence": result["confidence"],
+                "threshold": round(self.threshold, 4)}
+
     def _option(self, entry: int, score: float) -> dict[str, Any]:
         e = self.entries[entry]
         return {"id": entry, "question": e.question, "answer": e.answer, "intent": e.intent,

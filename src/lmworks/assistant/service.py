@@ -71,6 +71,19 @@ class AskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(min_length=1, description="the question, in any language the encoder reads")
+    explain: bool = Field(default=False, description="also return the words that led to the match or hand-off")
+
+
+class AskExplanation(BaseModel):
+    """Each word's share of the match score: how much the score against the matched entry drops without it."""
+
+    words: list[str]
+    scores: list[float]
+    method: str
+    entry: int | None
+    matched_question: str | None = None
+    confidence: float | None = None
+    threshold: float | None = None
 
 
 class Option(BaseModel):
@@ -96,6 +109,7 @@ class AskResponse(BaseModel):
     alternatives: list[Option]
     suggestions: list[Option]
     predicted_intent: str | None = None
+    explanation: AskExplanation | None = Field(default=None, description="present when the request asked for it")
 
 
 def create_assistant_app(assistant: Assistant, *, log_db: str | Path, api_key: str | None = None,
@@ -128,9 +142,14 @@ def create_assistant_app(assistant: Assistant, *, log_db: str | Path, api_key: s
             raise ApiError(422, "empty_question", "question is empty")
         result = assistant.ask(question)
         log.record(question, result)
+        if request.explain:
+            result["explanation"] = assistant.explain(question, result)
         return result
 
-    chat_page = (Path(__file__).parent / "chat.html").read_text(encoding="utf-8")
+    from ..explain.report import HIGHLIGHT_JS
+
+    chat_page = (Path(__file__).parent / "chat.html").read_text(encoding="utf-8").replace("/*LM_HIGHLIGHT*/",
+                                                                                       HIGHLIGHT_JS, 1)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:

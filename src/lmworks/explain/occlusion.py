@@ -41,6 +41,19 @@ def occlusion(proba_fn: Callable[[list[Any]], np.ndarray], words: Sequence[Words
     ``rebuild(i, text)`` turns an edited text back into model input ``i`` (a multimodal
     row with that text column replaced); by default the text itself.
     """
+    def score(inputs: list[Any], owners: list[int]) -> np.ndarray:
+        return target_scores(proba_fn(inputs), [columns[i] for i in owners], multi_label=multi_label)
+
+    return occlusion_drops(score, words, rebuild=rebuild)
+
+
+def occlusion_drops(score_fn: Callable[[list[Any], list[int]], np.ndarray], words: Sequence[Words], *,
+                    rebuild: Callable[[int, str], Any] | None = None) -> list[np.ndarray]:
+    """Per word, ``score(text) - score(text without the word)`` for any scalar ``score_fn(inputs, owners)``.
+
+    ``owners[k]`` is the index of the text input ``k`` was made from, so one call can score
+    variants of several texts (a retrieval score against each text's own best match, say).
+    """
     make = rebuild or (lambda i, text: text)
     owners: list[tuple[int, int]] = []  # (text, word or -1 for the full text)
     inputs: list[Any] = []
@@ -51,8 +64,7 @@ def occlusion(proba_fn: Callable[[list[Any]], np.ndarray], words: Sequence[Words
             owners.append((i, j))
             inputs.append(make(i, w.without([j])))
     scores = np.concatenate([
-        target_scores(proba_fn(inputs[at:at + CHUNK]), [columns[i] for i, _ in owners[at:at + CHUNK]],
-                      multi_label=multi_label)
+        np.asarray(score_fn(inputs[at:at + CHUNK], [i for i, _ in owners[at:at + CHUNK]]), dtype=np.float64)
         for at in range(0, len(inputs), CHUNK)
     ]) if inputs else np.zeros(0)
     full = {i: scores[k] for k, (i, j) in enumerate(owners) if j < 0}
