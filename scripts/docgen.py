@@ -183,7 +183,7 @@ def _apps() -> list[tuple[str, str, Any]]:
         ("Recommender: `lmworks recommend serve`", "recommend",
          create_recommender_app(SimpleNamespace(data_=data))),  # type: ignore[arg-type]
         ("Opinion monitor: `lmworks monitor serve`", "monitor",
-         create_monitor_app(SimpleNamespace(), 86400, ingestor=SimpleNamespace())),  # type: ignore[arg-type]
+         create_monitor_app(SimpleNamespace(), 86400, ingestor=SimpleNamespace(classifier=None))),  # type: ignore[arg-type]
         ("Robo-advisor: `lmworks advisor serve`", "advisor",
          create_advisor_app(SimpleNamespace(prices_=SimpleNamespace(assets=[])))),  # type: ignore[arg-type]
     ]

@@ -1,11 +1,12 @@
 """Regenerate the pictures in ``docs/images/`` from the real pages and charts.
 
 Each picture is made by running lmworks itself on shipped data: the monitor's dashboard after
-its demo replay, the assistant's chat page answering a question, the advisor's backtest
+its demo replay (and its explanation panels), an explanation report, the assistant's chat page
+answering a question, the advisor's backtest
 report, and the multimodal and recommender results charts. Pages are captured with the headless Chromium that
 the browser tests drive (``tests/browser.py``). Never paste a picture by hand: rerun this.
 
-    .venv/bin/python scripts/screenshots.py [--only monitor,assistant,advisor,multimodal]
+    .venv/bin/python scripts/screenshots.py [--only monitor,explain,assistant,advisor,multimodal]
 
 About four minutes on 2 cores (the advisor's short backtest is most of it).
 """
@@ -88,6 +89,26 @@ def monitor() -> None:
         page.wait_for("document.querySelectorAll('#alerts > *').length > 0")
         time.sleep(1)
         page.screenshot(IMAGES / "monitor-dashboard.png")
+        # Why did the alert fire: its window's negative words, and an item's own highlighted words.
+        page.eval("document.querySelector('[data-why-alert]').click(); true")
+        page.wait_for("document.querySelectorAll('#why .why-item .w').length > 0")
+        page.eval("document.querySelector('#negative .item .text').click(); true")
+        page.wait_for("document.querySelectorAll('#negative .item.explained .w').length > 0")
+        time.sleep(0.5)
+        page.screenshot(IMAGES / "monitor-why.png")
+
+
+def explain() -> None:
+    """The explanation report of a model trained on the quick-start tickets."""
+    model = WORK / "tickets"
+    lmworks("train", "examples/quickstart/tickets.csv", "--model", "tfidf", "--output", str(model), "--quiet")
+    report = WORK / "why.html"
+    lmworks("explain", str(model), "examples/quickstart/tickets_test.csv", "--limit", "8", "--output", str(report))
+    with browser() as page:
+        page.goto(report.as_uri())
+        page.wait_for("document.querySelectorAll('.item .w').length > 0")
+        time.sleep(0.3)
+        page.screenshot(IMAGES / "explain-report.png")
 
 
 def assistant() -> None:
@@ -161,7 +182,7 @@ def recommend() -> None:
     plt.close(fig)
 
 
-MAKERS = {"monitor": monitor, "assistant": assistant, "advisor": advisor, "multimodal": multimodal,
+MAKERS = {"monitor": monitor, "explain": explain, "assistant": assistant, "advisor": advisor, "multimodal": multimodal,
           "recommend": recommend}
 
 

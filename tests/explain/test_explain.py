@@ -98,9 +98,9 @@ def test_planted_trigger_ranked_first_by_every_method(planted_data, planted_tran
 
 
 def test_blend_is_the_weighted_sum_of_both_explanations(planted_data, planted_transformer):
+    from lmworks.backends.base import FitRun
     from lmworks.backends.blend import BlendBackend
     from lmworks.backends.tfidf import TfidfBackend
-    from lmworks.backends.base import FitRun
 
     (texts, labels), _, (test_texts, _) = planted_data
     tfidf = TfidfBackend()

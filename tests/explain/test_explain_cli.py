@@ -60,7 +60,8 @@ def test_html_report_highlights_and_toggles_class_in_chromium(tiny_model_dir, da
         browser.goto(out.as_uri())
         browser.wait_for("document.querySelectorAll('.item .w').length > 0")
         assert browser.eval("document.querySelectorAll('.item').length") == 6
-        words = browser.eval("[...document.querySelectorAll('.item')[0].querySelectorAll('.w')].map(s => s.textContent)")
+        words = browser.eval("[...document.querySelectorAll('.item')[0].querySelectorAll('.w')]"
+                             ".map(s => s.textContent)")
         assert words == texts[0].split()
         first = browser.eval("[...document.querySelectorAll('.item')[0].querySelectorAll('.w')]"
                              ".map(s => Number(s.dataset.score))")

@@ -87,6 +87,21 @@ def fused(data, tiny_encoder, tmp_path_factory):
     return clf, clf.save(tmp_path_factory.mktemp("mm") / "model")
 
 
+def test_explanation_gives_modality_shares_and_text_words(fused):
+    clf, _ = fused
+    only_text = {"title": "fresh lime crate", "photo": None, "price": float("nan"), "brand": None}
+    full = {"title": "fresh lime crate", "photo": None, "price": 21.0, "brand": "l-co"}
+    e_text, e_full = clf.explain([only_text, full], target="lime")
+    assert e_text.method == "modality ablation + occlusion"
+    # Inputs already missing cannot be taken away: their share is 0 and the text carries the decision.
+    assert e_text.modalities["image"] == 0 and e_text.modalities["numeric"] == 0
+    assert e_text.modalities["categorical"] == 0 and e_text.modalities["text"] == pytest.approx(1.0)
+    assert sum(abs(v) for v in e_full.modalities.values()) == pytest.approx(1.0, abs=1e-3)
+    assert e_full.modalities["numeric"] > 0 and e_full.modalities["categorical"] > 0
+    assert e_text.words == ["fresh", "lime", "crate"] and e_text.top(1)[0][0] == "lime"
+    assert e_text.columns["title"]["words"] == e_text.words
+
+
 def test_missing_image_nan_number_and_unseen_category_are_handled(fused):
     clf, _ = fused
     rows = [{"title": "fresh lime crate", "photo": None, "price": float("nan"), "brand": "never-seen"},

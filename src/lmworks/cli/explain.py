@@ -45,7 +45,8 @@ def register(sub) -> None:
     p.add_argument("--baseline", choices=BASELINES, default="pad",
                    help="Integrated Gradients baseline: every token but [CLS]/[SEP] replaced by [PAD] or [MASK] "
                    "(default: pad)")
-    p.add_argument("--limit", type=positive_int, metavar="N", help="explain only the first N rows (default: all)")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="explain at most this many rows, the first N (default: all)")
     p.add_argument("--top", type=positive_int, default=5, help="words printed per text, or per class with "
                    "--global (default: 5; the --global files list 20)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -5,7 +5,8 @@
 writes the HTML pages and :mod:`.summary` aggregates a file's explanations per class.
 """
 
-from .explainer import METHODS, Explanation, explain
+from .explainer import METHODS, explain
+from .explanation import Explanation
 from .summary import global_words
 
 __all__ = ["METHODS", "Explanation", "explain", "global_words"]

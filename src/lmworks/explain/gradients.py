@@ -61,8 +61,6 @@ def _baseline_ids(ids: Any, mask: Any, special: Any, token_id: int) -> Any:
 def integrated_gradients(backend: Any, words: Sequence[Words], columns: Sequence[int], *, steps: int = 8,
                          baseline: str = "pad") -> list[Attribution]:
     """Word attributions of ``backend`` (a transformer backend) for class ``columns[i]`` of text ``i``."""
-    import torch
-
     if baseline not in BASELINES:
         raise ConfigError(f"unknown IG baseline {baseline!r}: choose {', '.join(BASELINES)}")
     layer_ig = _require_captum()

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .explainer import Explanation
+from .explanation import Explanation
 from .occlusion import modality_shares, occlusion
 from .words import split_words
 
@@ -31,8 +31,10 @@ def explain_rows(classifier: Any, rows: Sequence[Any], asked: int | None, *, met
     per_column: list[dict[str, dict[str, list[Any]]]] = [{} for _ in checked]
     for column in config.text_columns:
         words = [split_words(str(row[column] or "")) for row in checked]
-        scores = occlusion(backend.predict_proba, words, columns, multi_label=multi_label,
-                           rebuild=lambda i, text, c=column: {**checked[i], c: text})
+        def rebuild(i: int, text: str, c: str = column) -> dict[str, Any]:
+            return {**checked[i], c: text}
+
+        scores = occlusion(backend.predict_proba, words, columns, multi_label=multi_label, rebuild=rebuild)
         for i, (w, s) in enumerate(zip(words, scores)):
             per_column[i][column] = {"words": w.words, "scores": [round(float(x), 6) for x in s]}
     out = []

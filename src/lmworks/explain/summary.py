@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from .explainer import Explanation
+from .explanation import Explanation
 
 
 def global_words(explanations: Sequence[Explanation], *, top: int = 20, min_count: int = 2) -> dict[str, list[dict]]:
@@ -32,8 +32,8 @@ def global_words(explanations: Sequence[Explanation], *, top: int = 20, min_coun
     out: dict[str, list[dict[str, Any]]] = {}
     for label, words in totals.items():
         floor = min(min_count, texts_per_class[label])
-        rows = [{"word": w, "count": len(s), "mean_score": round(sum(s) / len(s), 6), "total": round(sum(s), 6)}
-                for w, s in words.items() if len(s) >= floor and sum(s) > 0]
-        rows.sort(key=lambda r: (-r["total"], r["word"]))
-        out[label] = rows[:top]
+        kept = sorted(((w, s) for w, s in words.items() if len(s) >= floor and sum(s) > 0),
+                      key=lambda ws: (-sum(ws[1]), ws[0]))
+        out[label] = [{"word": w, "count": len(s), "mean_score": round(sum(s) / len(s), 6), "total": round(sum(s), 6)}
+                      for w, s in kept[:top]]
     return {label: out[label] for label in sorted(out)}

@@ -1,9 +1,9 @@
 """The classification REST service: ``lmworks serve MODEL_DIR``.
 
 ``POST /v1/classify`` answers ``{"texts": [...]}`` with one label and the scores of
-every class per text; ``POST /v1/explain`` answers the same request with the words behind
-each decision (:mod:`lmworks.explain`), under the same limits and key; concurrent requests are coalesced into micro-batches
-(:mod:`.batcher`). ``GET /healthz``, ``GET /v1/model`` and ``GET /metrics``
+every class per text; ``POST /v1/explain`` answers the same request with the words
+behind each decision (:mod:`lmworks.explain`), under the same limits and key; concurrent
+requests are coalesced into micro-batches (:mod:`.batcher`). ``GET /healthz``, ``GET /v1/model`` and ``GET /metrics``
 (Prometheus) complete it; the OpenAPI schema is at ``/openapi.json``.
 """
 
@@ -108,7 +108,8 @@ class WordExplanation(BaseModel):
     probability: float = Field(description="the model's probability of label")
     words: list[str] = Field(description="the text's words (Chinese: characters)")
     scores: list[float] = Field(description="one score per word; positive supports label")
-    method: str = Field(description="how the scores were computed (integrated_gradients, tfidf_exact, blend, occlusion)")
+    method: str = Field(description="how the scores were computed (integrated_gradients, tfidf_exact, blend, "
+                        "occlusion)")
     truncated: bool = Field(description="the text was longer than the model reads; words past the limit score 0")
     words_read: int = Field(description="words within the model's token limit")
 

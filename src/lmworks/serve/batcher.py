@@ -39,7 +39,7 @@ class Overloaded(Exception):
 
 @dataclass
 class _Pending:
-    texts: list[str]
+    texts: list[Any]  # what infer reads: texts, or (text, class) pairs for explanations
     tokens: list[int]
     future: asyncio.Future
     arrived: float = field(default_factory=time.perf_counter)
@@ -74,7 +74,7 @@ class MicroBatcher:
 
     def __init__(
         self,
-        infer: Callable[[list[str], list[int]], list[Any]],
+        infer: Callable[[list[Any], list[int]], list[Any]],
         *,
         max_wait_ms: float = 0.0,
         max_batch_tokens: int = 8192,
@@ -110,7 +110,7 @@ class MicroBatcher:
             self._task = None
         self._executor.shutdown(wait=True)
 
-    async def submit(self, texts: Sequence[str], token_counts: Sequence[int]) -> list[Any]:
+    async def submit(self, texts: Sequence[Any], token_counts: Sequence[int]) -> list[Any]:
         """Queue one request's texts; resolve with one result per text, in order."""
         if self._task is None or self._task.done() or self._stopping:
             raise RuntimeError("the batcher is not running")
