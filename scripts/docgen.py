@@ -169,6 +169,7 @@ def _apps() -> list[tuple[str, str, Any]]:
     """
     from lmworks.advisor.service import create_advisor_app
     from lmworks.assistant.service import create_assistant_app
+    from lmworks.label.service import create_label_app
     from lmworks.monitor.service import create_monitor_app
     from lmworks.recommend.service import create_recommender_app
     from lmworks.serve.app import create_app
@@ -186,6 +187,7 @@ def _apps() -> list[tuple[str, str, Any]]:
          create_monitor_app(SimpleNamespace(), 86400, ingestor=SimpleNamespace(classifier=None))),  # type: ignore[arg-type]
         ("Robo-advisor: `lmworks advisor serve`", "advisor",
          create_advisor_app(SimpleNamespace(prices_=SimpleNamespace(assets=[])))),  # type: ignore[arg-type]
+        ("Labelling: `lmworks label start`", "label", create_label_app(SimpleNamespace())),  # type: ignore[arg-type]
     ]
 
 

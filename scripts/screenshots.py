@@ -2,7 +2,7 @@
 
 Each picture is made by running lmworks itself on shipped data: the monitor's dashboard after
 its demo replay (and its explanation panels), an explanation report, the assistant's chat page
-answering a question, the advisor's backtest
+answering a question, the labelling page, the advisor's backtest
 report, and the multimodal and recommender results charts. Pages are captured with the headless Chromium that
 the browser tests drive (``tests/browser.py``). Never paste a picture by hand: rerun this.
 
@@ -127,6 +127,40 @@ def assistant() -> None:
         page.screenshot(IMAGES / "assistant-chat.png")
 
 
+def label() -> None:
+    """The labelling page after two annotators labelled 60 Rotten Tomatoes snippets (true labels as oracle)."""
+    import csv
+
+    from lmworks.datasets import load_rotten_tomatoes
+
+    frame = load_rotten_tomatoes().sample(1500, random_state=0)
+    pool = WORK / "label-pool.csv"
+    pool.parent.mkdir(parents=True, exist_ok=True)
+    frame[["text"]].to_csv(pool, index=False, quoting=csv.QUOTE_MINIMAL)
+    truth = dict(zip(frame["text"], frame["label"]))
+    shutil.rmtree(WORK / "labels", ignore_errors=True)
+    with service("label", "start", str(pool), "--labels", "fresh,rotten", "--project", str(WORK / "labels"),
+                 "--overlap", "0.2", "--audit-every", "5") as url, browser() as page:
+        for n in range(60):
+            who = "ana" if n % 3 else "ben"
+            card = _json(f"{url}/api/next", headers={"X-Annotator": who})
+            _json(f"{url}/api/labels", {"id": card["id"], "label": truth[card["text"]], "annotator": who})
+        time.sleep(1.5)  # the last background retrain
+        page.goto(url + "/")
+        page.eval("localStorage.setItem('lmworks-annotator', 'ana'); true")
+        page.goto(url + "/")
+        page.wait_for("document.querySelectorAll('#chart .point').length > 0")
+        time.sleep(0.5)
+        page.screenshot(IMAGES / "label-page.png")
+
+
+def _json(url: str, body: dict | None = None, headers: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def advisor() -> None:
     """A short walk-forward backtest's report (two test years, one seed: a picture, not a result)."""
     lmworks("datasets", "export", "sp500", "--output", str(WORK / "sp500"))
@@ -182,8 +216,8 @@ def recommend() -> None:
     plt.close(fig)
 
 
-MAKERS = {"monitor": monitor, "explain": explain, "assistant": assistant, "advisor": advisor, "multimodal": multimodal,
-          "recommend": recommend}
+MAKERS = {"monitor": monitor, "explain": explain, "assistant": assistant, "label": label, "advisor": advisor,
+          "multimodal": multimodal, "recommend": recommend}
 
 
 def main() -> int:

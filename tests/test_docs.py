@@ -79,7 +79,8 @@ def test_cli_reference_names_every_option():
 def test_pages_show_their_pictures():
     for guide, picture in [("monitor", "monitor-dashboard.png"), ("assistant", "assistant-chat.png"),
                            ("advisor", "advisor-report.png"), ("multimodal", "multimodal-accuracy.png"),
-                           ("recommend", "recommend-ndcg.png")]:
+                           ("recommend", "recommend-ndcg.png"), ("explain", "explain-report.png"),
+                           ("explain", "monitor-why.png"), ("label", "label-page.png")]:
         assert f"../images/{picture}" in (ROOT / "docs" / "guides" / f"{guide}.md").read_text(encoding="utf-8")
         assert (ROOT / "docs" / "images" / picture).stat().st_size > 10_000
 

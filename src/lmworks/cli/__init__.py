@@ -17,7 +17,7 @@ from ..errors import LmworksError
 from .common import HelpFormatter, json_to_stdout
 
 SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "explain", "robustness", "pretrain", "export", "serve",
-               "assistant", "recommend", "monitor", "advisor", "federated", "models", "datasets")
+               "assistant", "recommend", "monitor", "advisor", "label", "federated", "models", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -165,6 +165,7 @@ def need(args: argparse.Namespace, dest: str, metavar: str) -> Any:
 
 #: Each service's own default port, so two of them run side by side without a flag.
 SERVE_PORT, ASSISTANT_PORT, RECOMMEND_PORT, ADVISOR_PORT, MONITOR_PORT = 8000, 8001, 8002, 8003, 8050
+LABEL_PORT = 8004
 
 
 def add_server_options(parser: Any, *, port: int) -> None:

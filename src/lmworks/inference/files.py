@@ -111,6 +111,15 @@ def predict_file(
     return rows
 
 
+def write_frame(path: str | Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` whole to a CSV, JSONL or Parquet file (by suffix), atomically."""
+    fmt = detect_format(path)
+    with atomic_file(path, "wb" if fmt == "parquet" else "w") as fh:
+        writer = _Writer(fh, fmt)
+        writer.write(frame)
+        writer.close()
+
+
 class _Writer:
     """Append DataFrames to an open CSV, JSONL or Parquet file."""
 
