@@ -293,14 +293,18 @@ def test_page_keyboard_undo_two_annotators_and_chart(tmp_path, pool):
     def shown() -> int:
         return int(browser.wait_for("document.getElementById('item-id').textContent.slice(1)"))
 
-    try:
-        browser.goto(base + "/")
-        browser.wait_for("document.querySelectorAll('#labels button').length === 2")
-        for _ in range(12):
+    def label_by_keys(n: int) -> None:
+        """Press the true label's key (1: pos, 2: neg) for ``n`` texts, each time waiting for the next one."""
+        for _ in range(n):
             item = shown()
             text = browser.eval("document.getElementById('text').textContent")
             press("1" if pool[1][text] == "pos" else "2")
             browser.wait_for(f"document.getElementById('item-id').textContent !== '#{item}'")
+
+    try:
+        browser.goto(base + "/")
+        browser.wait_for("document.querySelectorAll('#labels button').length === 2")
+        label_by_keys(12)
         status = httpx.get(f"{base}/api/status").json()
         assert status["labelled"] == 12 and status["annotators"] == {"default": 12}
         last = shown()
@@ -316,11 +320,7 @@ def test_page_keyboard_undo_two_annotators_and_chart(tmp_path, pool):
         browser.goto(base + "/")
         assert browser.wait_for("document.getElementById('annotator').value") == "bob"
         browser.wait_for("document.querySelectorAll('#labels button').length === 2")
-        for _ in range(10):
-            item = shown()
-            text = browser.eval("document.getElementById('text').textContent")
-            press("1" if pool[1][text] == "pos" else "2")
-            browser.wait_for(f"document.getElementById('item-id').textContent !== '#{item}'")
+        label_by_keys(10)
         status = httpx.get(f"{base}/api/status").json()
         assert status["annotators"]["bob"] == 10
         assert status["agreement"][0]["items"] >= 1  # overlap 0.6: no shared text in 10 has odds 1e-4

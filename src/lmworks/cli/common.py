@@ -304,6 +304,7 @@ SHARED_OPTIONS: dict[str, tuple[str, str]] = {
     "--head-lr-multiplier": ("the classification head learns this many times faster than the encoder",
                              "head learns this many times faster"),
     "--json": ("write JSON to FILE, or to standard output with -", "as json"),
+    "--labels": ("the label set, comma-separated", "the label set"),
     "--label-separator": ("separator between the labels of a multi-label row in CSV", "multi-label"),
     "--limit": ("at most this many rows (or alerts)", "at most this many"),
     "--lr": ("peak learning rate", "learning rate"),

@@ -41,12 +41,13 @@ def _register_start(s) -> None:
                      description="Keys on the page: 1-9 label, s skip, u undo. Reopening a project with the same "
                      "pool carries on where it stopped; one server per project at a time.")
     p.add_argument("pool", metavar="POOL", help="the unlabelled texts: CSV, JSONL or Parquet with a text column")
-    p.add_argument("--labels", action=ListOption, required=True, help="the label names, in key order (1-9)")
+    p.add_argument("--labels", action=ListOption, required=True, help="the label set: its names, in key order (1-9)")
     p.add_argument("--project", required=True, metavar="DIR", help="where the project's labels.db lives "
                    "(created if missing)")
     p.add_argument("--seed-labels", metavar="FILE", help="labels you already have (text and label columns); "
                    "texts not in the pool are added")
-    p.add_argument("--text-column", default="text", help="the pool's column holding the text")
+    p.add_argument("--text-column", action=ListOption, default=["text"], metavar="NAME",
+                   help="the pool's column holding the text (one column)")
     p.add_argument("--strategy", choices=[x.value for x in Strategy], default="margin",
                    help="which text comes next: the smallest margin between the two likeliest labels, the highest "
                    "entropy, random, or diverse (uncertain and unlike what is labelled) (default: margin)")
@@ -65,13 +66,16 @@ def _register_start(s) -> None:
 
 def run_start(args: argparse.Namespace) -> int:
     """Lock the project, open it (fitting the pool's features), serve until Ctrl-C."""
+    from ..errors import ConfigError
     from ..label import LabelConfig, LabelProject
     from ..label.service import ServerLock, create_label_app
     from ..serve.common import api_key_from_env
     from ..serve.runner import run_app
 
     key = api_key_from_env(args.api_key_env)
-    config = LabelConfig(labels=args.labels, text_column=args.text_column, strategy=args.strategy,
+    if len(args.text_column) != 1:
+        raise ConfigError(f"--text-column: labelling reads one text column, got {','.join(args.text_column)}")
+    config = LabelConfig(labels=args.labels, text_column=args.text_column[0], strategy=args.strategy,
                          retrain_every=args.retrain_every, audit_every=args.audit_every, overlap=args.overlap,
                          seed=args.seed)
     lock = ServerLock(args.project).acquire(f"http://{args.host}:{args.port}")
