@@ -2,7 +2,7 @@
 
 Each picture is made by running lmworks itself on shipped data: the monitor's dashboard after
 its demo replay (and its explanation panels), an explanation report, the assistant's chat page
-answering a question, the labelling page, the advisor's backtest
+answering a question, the labelling page, the audit page, the advisor's backtest
 report, and the multimodal and recommender results charts. Pages are captured with the headless Chromium that
 the browser tests drive (``tests/browser.py``). Never paste a picture by hand: rerun this.
 
@@ -154,6 +154,19 @@ def label() -> None:
         page.screenshot(IMAGES / "label-page.png")
 
 
+def audit() -> None:
+    """The audit page of Rotten Tomatoes' train split checked against its test split."""
+    data = WORK / "rt"
+    lmworks("datasets", "export", "rotten_tomatoes", "--output", str(data))
+    page_file = WORK / "audit" / "audit.html"
+    lmworks("audit", str(data / "train.csv"), "--test", str(data / "test.csv"), "--output", str(page_file), "-q")
+    with browser() as page:
+        page.goto(page_file.as_uri())
+        page.wait_for("document.querySelectorAll('#rows tbody tr').length > 0")
+        time.sleep(0.3)
+        page.screenshot(IMAGES / "audit-page.png")
+
+
 def _json(url: str, body: dict | None = None, headers: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
@@ -216,7 +229,8 @@ def recommend() -> None:
     plt.close(fig)
 
 
-MAKERS = {"monitor": monitor, "explain": explain, "assistant": assistant, "label": label, "advisor": advisor,
+MAKERS = {"monitor": monitor, "explain": explain, "assistant": assistant, "label": label, "audit": audit,
+          "advisor": advisor,
           "multimodal": multimodal, "recommend": recommend}
 
 

@@ -75,8 +75,8 @@ def sentiment_data():
 
 @pytest.fixture(scope="session")
 def tiny_fast_options():
-    """Options that make a tiny-model fit take about a second."""
-    return {"epochs": 3, "batch_size": 16, "lr": 3e-3, "head_lr_multiplier": 1.0, "max_length": 32,
+    """Options that make a tiny-model fit take about a second (fine-tuning: the few-shot recipe is tested alone)."""
+    return {"few_shot": "off", "epochs": 3, "batch_size": 16, "lr": 3e-3, "head_lr_multiplier": 1.0, "max_length": 32,
             "num_threads": 1, "patience": 0}
 
 

@@ -27,7 +27,7 @@ from .backends import Backend, FitRun, backend_for_model
 from .data import as_label_names, label_set, split_dataset
 from .errors import DataError, NotFittedError
 from .evaluation import classification_metrics, multilabel_metrics, tune_thresholds
-from .model_dir import check_output_dir, read_meta, write_meta
+from .model_dir import check_output_dir, data_fingerprint, read_meta, write_meta
 from .modes import Task
 from .teacher import TeacherSignal
 from .training.config import TrainConfig
@@ -125,7 +125,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """
         cfg = self.config
         self.columns_ = dict(columns or {})
-        texts, labels, eval_texts, eval_labels, kept = self._split(texts, labels, eval_texts, eval_labels)
+        few_shot = self._few_shot_choice(labels, teacher is not None)
+        if few_shot:
+            LOGGER.info("the few-shot recipe is used: %s (few_shot='off' fine-tunes as usual)", few_shot)
+        texts, labels, eval_texts, eval_labels, kept = self._split(texts, labels, eval_texts, eval_labels,
+                                                                   hold_out=few_shot is None)
         names = label_set(labels, multi_label=cfg.multi_label)
         self._check_eval_labels(names, eval_labels)
         targets = self._encode(labels, names)
@@ -142,23 +146,35 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             return metrics["macro_f1"], _brief(metrics)
 
         # Recorded with the run (and compared on --resume): the data a checkpoint belongs to.
-        data_sha256 = _fingerprint(texts, labels, eval_texts, eval_labels,
+        data_sha256 = data_fingerprint(texts, labels, eval_texts, eval_labels,
                                    soft.proba.round(6).tolist() if soft is not None else None)
         run_config = cfg.replace(extra={**cfg.extra, "data_sha256": data_sha256})
-        backend = self._new_backend(bool(eval_texts))
+        backend = self._new_backend(bool(eval_texts), few_shot=few_shot is not None)
         info = backend.fit(texts, targets, FitRun(
             names, run_config, eval_texts=eval_texts, score_fn=score_fn if eval_texts else None,
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume, progress=progress,
             soft_targets=soft,
         ))
+        if few_shot is not None:
+            info["few_shot"] = {**info.get("few_shot", {}), "chosen": few_shot}
         if teacher is not None:
             info["distillation"] = {**teacher.record, "alpha": teacher.alpha, "temperature": teacher.temperature,
                                     "unlabeled_texts": len(teacher.unlabeled_texts)}
         self._set_fitted(backend, names, info, eval_texts, eval_labels, eval_targets, n_train=n_train)
         return self
 
-    def _split(self, texts, labels, eval_texts, eval_labels) -> tuple[list[str], list[Any], Any, Any, list[int]]:
-        """Validated lists, the dev split of the training data when no eval data is given, and the kept rows."""
+    def _few_shot_choice(self, labels: Sequence[Any], distilling: bool) -> str | None:
+        """Why the few-shot recipe is used for these labels (``None``: it is not; never when distilling)."""
+        names = as_label_names(list(labels), self.config.multi_label)
+        per_class = len(names) / max(1, len(label_set(names, multi_label=self.config.multi_label)))
+        return None if distilling else self.config.few_shot_reason(per_class)
+
+    def _split(self, texts, labels, eval_texts, eval_labels, *,
+               hold_out: bool = True) -> tuple[list[str], list[Any], Any, Any, list[int]]:
+        """Validated lists, the dev split of the training data when no eval data is given, and the kept rows.
+
+        ``hold_out=False`` (the few-shot recipe, which has no epochs to stop early) keeps every row for training.
+        """
         multi = self.config.multi_label
         texts, labels = self._inputs(texts), list(labels)
         if len(texts) != len(labels):
@@ -168,7 +184,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if len(names) < 2 and not (multi and len(names) == 1):
             found = f"a single class {names[0]!r}" if names else "no labels"
             raise DataError(f"training data has {found}; a classifier needs at least two classes")
-        if eval_texts is None and self.config.eval_fraction > 0:
+        if eval_texts is None and self.config.eval_fraction > 0 and hold_out:
             kept, kept_labels, held, held_labels = split_dataset(
                 list(range(len(texts))), labels, fraction=self.config.eval_fraction, seed=self.config.seed,
                 multi_label=multi)
@@ -192,7 +208,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if unknown:
             raise DataError(f"eval data has label(s) {unknown} that never occur in the training data")
 
-    def _new_backend(self, has_dev_data: bool) -> Backend:
+    def _new_backend(self, has_dev_data: bool, *, few_shot: bool = False) -> Backend:
+        if few_shot:
+            from .backends.fewshot import FewShotBackend
+
+            return FewShotBackend(self.config.model)  # no blend: too few labels to weigh it on
         backend = backend_for_model(self.config.model)
         if self.config.blend_with_tfidf() and has_dev_data:
             from .backends.blend import BlendBackend
@@ -371,20 +391,6 @@ def _decide(names: list[str], proba: np.ndarray, multi_label: bool, thresholds: 
         cut = thresholds if thresholds is not None else np.full(len(names), 0.5)
         return [[names[j] for j in np.flatnonzero(row >= cut)] for row in proba]
     return [names[j] for j in np.asarray(proba).argmax(axis=1)]
-
-
-def _fingerprint(*parts: Sequence[Any] | None) -> str:
-    """SHA-256 over texts and labels, to tell whether a checkpoint belongs to this data.
-
-    Values JSON cannot write (an image reference in a multimodal row) count by their ``str``.
-    """
-    import hashlib
-    import json
-
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(json.dumps(list(part) if part is not None else None, ensure_ascii=False, default=str).encode())
-    return digest.hexdigest()
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:

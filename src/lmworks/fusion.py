@@ -64,7 +64,11 @@ class MultimodalClassifier(TextClassifier):
     def _inputs(self, texts: Any) -> list[Any]:
         return rows_from_records(texts, self.columns)
 
-    def _new_backend(self, has_dev_data: bool) -> Backend:
+    def _few_shot_choice(self, labels: Any, distilling: bool) -> str | None:
+        """The few-shot recipe tunes a text encoder alone: never for a model over several modalities."""
+        return None
+
+    def _new_backend(self, has_dev_data: bool, *, few_shot: bool = False) -> Backend:
         return MultimodalBackend(self.config.model, self.columns)
 
     @classmethod

@@ -13,6 +13,7 @@ import datetime as _dt
 import hashlib
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,17 @@ def sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def data_fingerprint(*parts: Sequence[Any] | None) -> str:
+    """SHA-256 over texts and labels, to tell whether a checkpoint belongs to this data.
+
+    Values JSON cannot write (an image reference in a multimodal row) count by their ``str``.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(list(part) if part is not None else None, ensure_ascii=False, default=str).encode())
     return digest.hexdigest()
 
 

@@ -112,3 +112,12 @@ class Task(Mode):
     __what__ = "task"
     SINGLE_LABEL = "single_label"
     MULTI_LABEL = "multi_label"
+
+
+class FewShot(Mode):
+    """Whether ``train`` fits an encoder with the few-shot recipe (contrastive pairs, then a head)."""
+
+    __what__ = "few-shot mode"
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"

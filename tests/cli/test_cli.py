@@ -31,7 +31,7 @@ def files(tmp_path_factory):
     return d, train, dev, test
 
 
-TINY = ["--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--head-lr-multiplier", "1",
+TINY = ["--few-shot", "off", "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--head-lr-multiplier", "1",
         "--max-length", "32", "--threads", "1", "--quiet"]
 
 

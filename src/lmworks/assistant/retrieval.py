@@ -22,7 +22,7 @@ import numpy as np
 
 from ..embed import SentenceEncoder
 from ..errors import DataError
-from .index import ExactIndex, make_index
+from ..index import ExactIndex, make_index
 from .kb import FaqEntry, normalise_question
 
 CANDIDATES = 50  # questions retrieved before grouping by answer

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..atomic import atomic_dir
 from ..embed import SentenceEncoder
+from ..index import INDEXES, VECTORS_FILE, ExactIndex
 from ..model_dir import check_output_dir, read_manifest, write_manifest
-from .index import INDEXES, VECTORS_FILE, ExactIndex
 from .kb import FaqEntry
 from .retrieval import Retriever
 

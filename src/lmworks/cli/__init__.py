@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from ..errors import LmworksError
 from .common import HelpFormatter, json_to_stdout
 
-SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "explain", "robustness", "pretrain", "export", "serve",
-               "assistant", "recommend", "monitor", "advisor", "label", "federated", "models", "datasets")
+SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "explain", "audit", "robustness", "pretrain", "export",
+               "serve", "assistant", "recommend", "monitor", "advisor", "label", "federated", "models", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

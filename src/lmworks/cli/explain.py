@@ -47,7 +47,7 @@ def register(sub) -> None:
                    "(default: pad)")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="explain at most this many rows, the first N (default: all)")
-    p.add_argument("--top", type=positive_int, default=5, help="words printed per text, or per class with "
+    p.add_argument("--top", type=positive_int, default=5, help="words to print per text, or per class with "
                    "--global (default: 5; the --global files list 20)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_data_options(p, labels=False)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, Pooling
+from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, FewShot, Pooling
 from ..training.config import TrainConfig
 from .common import add_column_options, add_data_options, add_json_option, positive_int, write_json
 
@@ -87,6 +87,11 @@ def _model_options(p) -> None:
             "(auto: unless --head cls)", choices=BlendMode.choices())
     _option(m, "--max-length", "max_length", positive_int, "max tokens per text; longer ones are truncated")
     m.add_argument("--multi-label", action="store_true", help="texts may carry several labels")
+    _option(m, "--few-shot", "few_shot", str, "fit an encoder with the few-shot recipe (contrastive pairs, then a "
+            "logistic-regression head); auto: when there are fewer than --few-shot-below labels per class",
+            choices=FewShot.choices())
+    _option(m, "--few-shot-below", "few_shot_below", int, "labels per class (mean) under which --few-shot auto "
+            "uses the recipe: the crossover bench/fewshot.py measured")
 
 
 def _training_options(p) -> None:

@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Rule, check_known_fields, check_rules
-from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, Mode, OptimizerKind, Pooling
+from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, FewShot, Mode, OptimizerKind, Pooling
+
+#: ``few_shot="auto"`` picks the few-shot recipe below this many training labels per class: where
+#: ``bench/fewshot.py`` measured it stop beating plain fine-tuning.
+FEW_SHOT_BELOW = 64
 
 #: Fields that hold a mode, and its enum: strings are accepted and parsed into members.
 MODE_FIELDS: dict[str, type[Mode]] = {
     "head": Pooling, "class_weights": ClassWeighting, "blend": BlendMode, "optimizer": OptimizerKind,
-    "adversarial": Adversarial, "adv_norm": AdvNorm, "adv_loss": AdvLoss,
+    "adversarial": Adversarial, "adv_norm": AdvNorm, "adv_loss": AdvLoss, "few_shot": FewShot,
 }
 
 # (test, message) pairs over a config: each message is formatted with the config's fields.
@@ -23,6 +27,7 @@ _RULES: tuple[Rule, ...] = (
     (lambda c: c.lr > 0, "lr must be > 0, got {lr}"),
     (lambda c: c.max_length > 0, "max_length must be > 0, got {max_length}"),
     (lambda c: c.grad_accum_steps > 0, "grad_accum_steps must be > 0, got {grad_accum_steps}"),
+    (lambda c: c.few_shot_below >= 0, "few_shot_below must be >= 0, got {few_shot_below}"),
     (lambda c: c.max_steps >= 0, "max_steps must be >= 0, got {max_steps}"),
     (lambda c: c.max_length >= 8, "max_length must be at least 8 tokens, got {max_length}"),
     (lambda c: 0 <= c.eval_fraction < 1, "eval_fraction must be in [0, 1), got {eval_fraction}"),
@@ -137,6 +142,12 @@ class TrainConfig:
         batch 0.3, per-text 0.05/0.1/0.2 and consistency 0.2: they gained the most accuracy
         under ``lmworks robustness``' perturbations without costing clean accuracy. The 1.0
         of common (batch) FGM recipes cost 6.5 clean points there (``docs/research-log/benchmarks-history.md``).
+    few_shot, few_shot_below:
+        ``"auto"`` (default) fits an encoder with the few-shot recipe
+        (:mod:`lmworks.backends.fewshot`: contrastive pairs, then a logistic-regression head) when
+        the training data has fewer than ``few_shot_below`` labels per class on average, the
+        crossover ``bench/fewshot.py`` measured; ``"on"`` and ``"off"`` force it. The choice and
+        why are recorded in ``lmworks.json`` (``train_info.few_shot``).
     """
 
     model: str = "minilm"
@@ -171,6 +182,8 @@ class TrainConfig:
     adv_steps: int = 3
     adv_norm: AdvNorm | str = AdvNorm.EXAMPLE
     adv_loss: AdvLoss | str = AdvLoss.LABEL
+    few_shot: FewShot | str = FewShot.AUTO
+    few_shot_below: int = FEW_SHOT_BELOW
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -181,6 +194,21 @@ class TrainConfig:
         for name, mode in MODE_FIELDS.items():
             setattr(self, name, mode.parse(getattr(self, name)))
         check_rules(self, _RULES)
+
+    def few_shot_reason(self, labels_per_class: float) -> str | None:
+        """Why an encoder is fitted by the few-shot recipe at this many labels per class; ``None``: it is not.
+
+        ``labels_per_class`` is the mean over classes; the reason is what ``lmworks.json`` records.
+        """
+        if self.model in ("tfidf",) or self.few_shot is FewShot.OFF:
+            return None
+        if self.few_shot is FewShot.ON:
+            return "few_shot=on"
+        if labels_per_class >= self.few_shot_below:
+            return None
+        return (f"{labels_per_class:.1f} labels per class < few_shot_below={self.few_shot_below}: below it the "
+                "few-shot recipe (contrastive pairs, then a logistic-regression head) beat plain fine-tuning "
+                "in bench/fewshot.py")
 
     def blend_with_tfidf(self) -> bool:
         """Resolve ``blend`` for this model and head."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 VECTORS_FILE = "vectors.npy"
 HNSW_FILE = "hnsw.bin"
