@@ -2,7 +2,7 @@
 
 Each picture is made by running lmworks itself on shipped data: the monitor's dashboard after
 its demo replay (and its explanation panels), an explanation report, the assistant's chat page
-answering a question, the labelling page, the audit page, the advisor's backtest
+answering a question, the labelling page, the audit page, a search's report, the advisor's backtest
 report, and the multimodal and recommender results charts. Pages are captured with the headless Chromium that
 the browser tests drive (``tests/browser.py``). Never paste a picture by hand: rerun this.
 
@@ -167,6 +167,21 @@ def audit() -> None:
         page.screenshot(IMAGES / "audit-page.png")
 
 
+def tune() -> None:
+    """The report of a short two-objective search on a 2,000-row sample (a picture, not a result)."""
+    data = WORK / "rt-2000"
+    lmworks("datasets", "export", "rotten_tomatoes", "--limit", "2000", "--output", str(data))
+    lmworks("tune", str(data / "train.csv"), "--eval", str(data / "dev.csv"), "--budget", "4m", "--models",
+            "tfidf,minilm", "--objective", "accuracy,latency", "--output", str(WORK / "tune"), "--quiet")
+    report = WORK / "tune.html"
+    lmworks("tune", "report", str(WORK / "tune"), "--output", str(report))
+    with browser() as page:
+        page.goto(report.as_uri())
+        page.wait_for("document.querySelectorAll('#front svg').length > 0")
+        time.sleep(0.3)
+        page.screenshot(IMAGES / "tune-report.png")
+
+
 def _json(url: str, body: dict | None = None, headers: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
@@ -230,7 +245,7 @@ def recommend() -> None:
 
 
 MAKERS = {"monitor": monitor, "explain": explain, "assistant": assistant, "label": label, "audit": audit,
-          "advisor": advisor,
+          "tune": tune, "advisor": advisor,
           "multimodal": multimodal, "recommend": recommend}
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,36 @@ def stop_process(proc, timeout: float = 30.0) -> int:
     except Exception:
         proc.kill()
         raise
+
+
+@pytest.fixture
+def postgres_url(tmp_path):
+    """A throwaway PostgreSQL cluster on a free port, or a skip when it cannot be started here."""
+    pytest.importorskip("psycopg")
+    initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+    if initdb is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    import tempfile
+
+    bindir = Path(initdb).parent
+    # PostgreSQL refuses to run as root: as root, the cluster runs as 'postgres' in a folder it can reach.
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="lmworks-pg-"))
+    base.chmod(0o777)
+    data = base / "data"
+    port = free_port()
+    try:
+        subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "lmworks", "--auth=trust"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-o",
+                        f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "-w", "start",
+                        "-l", str(base / "pg.log")], check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError) as err:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"cannot start PostgreSQL here: {err}")
+    try:
+        yield f"postgresql://lmworks@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)

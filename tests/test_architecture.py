@@ -102,3 +102,11 @@ def test_a_bad_import_breaks_a_contract_and_names_it(lint_imports, tmp_path, mod
     assert proc.returncode != 0
     assert f"{broken}" in proc.stdout and "BROKEN" in proc.stdout
     assert f"lmworks.{module[:-3]}" in proc.stdout  # the offending importer is named
+
+
+def test_every_public_name_resolves():
+    import lmworks
+    from lmworks.fusion import MultimodalClassifier
+
+    assert all(getattr(lmworks, name) is not None for name in lmworks.__all__)
+    assert lmworks.MultimodalClassifier is MultimodalClassifier  # exported, imported only when asked for

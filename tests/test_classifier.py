@@ -193,9 +193,16 @@ def test_unknown_model():
 def test_class_weights_balanced(tiny_encoder, tiny_fast_options):
     texts, labels = make_sentiment(200, seed=5)
     keep = [i for i, y in enumerate(labels) if y == "pos" or i % 8 == 1]
-    clf = TextClassifier(str(tiny_encoder), class_weights="balanced", **{**tiny_fast_options, "epochs": 1})
-    clf.fit([texts[i] for i in keep], [labels[i] for i in keep], progress=False)
-    assert clf.train_info_["steps"] > 0
+    texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    minority = {}
+    for weights in ("none", "balanced"):
+        clf = TextClassifier(str(tiny_encoder), class_weights=weights, blend="none",
+                             **{**tiny_fast_options, "epochs": 1})
+        clf.fit(texts, labels, progress=False)
+        minority[weights] = clf.predict_proba(texts)[:, clf.labels_.index("neg")].mean()
+    # Same seed, same batches: only the loss weights differ. The rare class weighs ~4x more when
+    # balanced, so the model leans towards it; ignoring the weights would give equal numbers.
+    assert minority["balanced"] > minority["none"] + 0.02, minority
 
 
 def test_tfidf_backend_roundtrip(sentiment_data, tmp_path):
@@ -221,7 +228,14 @@ def test_tfidf_classifier_inside_a_pipeline_under_grid_search():
     search = GridSearchCV(pipe, {"clf__class_weights": ["none", "balanced"], "clf__seed": [0, 1]}, cv=3)
     search.fit(texts, labels)
     assert len(search.cv_results_["params"]) == 4
-    assert search.best_estimator_.named_steps["clf"].config.class_weights in ("none", "balanced")
+    best = search.best_estimator_.named_steps["clf"]
+    # The refitted estimator carries the winning parameters in its config (set_params reached it).
+    assert best.config.class_weights.value == search.best_params_["clf__class_weights"]
+    assert best.config.seed == search.best_params_["clf__seed"]
+    for params in search.cv_results_["params"]:  # each candidate GridSearchCV fitted had its values
+        candidate = clone(pipe).set_params(**params).named_steps["clf"]
+        assert (candidate.config.class_weights.value, candidate.config.seed) == \
+            (params["clf__class_weights"], params["clf__seed"])
     assert search.score(test_texts, test_labels) >= 0.9  # held out: never seen by the search
     original = TextClassifier("tfidf", epochs=3, seed=7, extra={"note": "x"})
     copy = clone(original)

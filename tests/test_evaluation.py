@@ -59,9 +59,23 @@ def test_report_contains_every_number():
     m = classification_metrics(["x", "y", "y"], ["x", "y", "x"], np.array([[.9, .1], [.2, .8], [.6, .4]]),
                                model_labels=["x", "y"])
     text = format_report(m)
-    for word in ("precision", "recall", "f1-score", "support", "accuracy", "macro avg", "weighted avg",
-                 "confusion matrix", "calibration"):
-        assert word in text
+    rows = {}
+    for line in "\n".join(text.split("\n\n")[1:3]).splitlines():  # the per-class rows, then the averages
+        words = line.split()
+        name = 2 if words[0] in ("macro", "weighted") else 1
+        rows[" ".join(words[:name])] = words[name:]
+    # By hand: x is predicted twice and right once (precision 1/2), found once of once (recall 1);
+    # y is predicted once and right (precision 1), found once of twice (recall 1/2); 2 of 3 right.
+    assert rows["x"] == ["0.5000", "1.0000", "0.6667", "1"]
+    assert rows["y"] == ["1.0000", "0.5000", "0.6667", "2"]
+    assert rows["accuracy"] == ["0.6667", "3"]
+    assert rows["macro avg"] == ["0.7500", "0.7500", "0.6667", "3"]
+    assert rows["weighted avg"] == ["0.6667", "3"]  # (1 x 0.6667 + 2 x 0.6667) / 3
+    matrix = text.split("columns: predicted)\n")[1].splitlines()[1:3]
+    assert [line.split() for line in matrix] == [["x", "1", "0"], ["y", "1", "1"]]
+    # Calibration: confidences 0.9 (right), 0.8 (right), 0.6 (wrong), one per bin: (0.1 + 0.2 + 0.6) / 3.
+    assert "expected calibration error (15 bins): 0.3000" in text
+    assert f"log loss (mean negative log-likelihood): {-(np.log(.9) + np.log(.8) + np.log(.4)) / 3:.4f}" in text
 
 
 def test_report_states_the_interval_and_warns_on_few_rows():

@@ -114,14 +114,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         progress: bool = True,
         teacher: TeacherSignal | None = None,
         columns: dict[str, Any] | None = None,
+        monitor: Any = None,
     ) -> TextClassifier:
         """Train on ``texts``/``labels``; early-stop on ``eval_*`` (or a split of the data).
 
         Labels are strings (or anything with a string form); for multi-label data
         each label is a list of names. ``teacher`` adds a teacher's soft targets
-        (knowledge distillation, :mod:`lmworks.distill`). ``columns`` names the data
-        columns the inputs came from (``{"text": [...], "label": ...}``): ``lmworks.json``
-        records them, so evaluate, predict and serve read the same ones. Returns ``self``.
+        (knowledge distillation, :mod:`lmworks.distill`). ``columns`` names the data columns the
+        inputs came from (``lmworks.json`` records them, so evaluate, predict and serve read the
+        same ones). ``monitor``: a search's :class:`~lmworks.training.engine.TrainMonitor`.
         """
         cfg = self.config
         self.columns_ = dict(columns or {})
@@ -153,8 +154,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         info = backend.fit(texts, targets, FitRun(
             names, run_config, eval_texts=eval_texts, score_fn=score_fn if eval_texts else None,
             checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None, resume=resume, progress=progress,
-            soft_targets=soft,
-        ))
+            soft_targets=soft, monitor=monitor))
         if few_shot is not None:
             info["few_shot"] = {**info.get("few_shot", {}), "chosen": few_shot}
         if teacher is not None:

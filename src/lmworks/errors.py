@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
 #: A validation rule: ``(test(obj) -> ok?, message formatted with the object's fields)``.
 Rule = tuple[Callable[[Any], bool], str]
 
@@ -32,11 +34,11 @@ class ConfigError(LmworksError, ValueError):
     """An option has an invalid value (unknown mode, out-of-range number...)."""
 
 
-class NotFittedError(LmworksError, RuntimeError, ValueError, AttributeError):
+class NotFittedError(LmworksError, RuntimeError, SklearnNotFittedError):
     """A model was asked to predict, decide or save before ``fit`` (or ``load``).
 
-    A ``ValueError`` and ``AttributeError`` like scikit-learn's own ``NotFittedError``,
-    and a ``RuntimeError`` as lmworks raised before it had this class.
+    scikit-learn's own ``NotFittedError`` (so code that catches it, and its estimator checks,
+    recognise it), and a ``RuntimeError`` as lmworks raised before it had this class.
     """
 
 

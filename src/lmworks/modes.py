@@ -65,6 +65,14 @@ class BlendMode(Mode):
     NONE = "none"
 
 
+class BlendMix(Mode):
+    """How a blend combines its two models' probabilities (:func:`lmworks.backends.blend.mix`)."""
+
+    __what__ = "blend mix"
+    LOG = "log"
+    PROBA = "proba"
+
+
 class ClassWeighting(Mode):
     """How the loss weighs classes: ``none``, or ``balanced`` (inverse frequency)."""
 

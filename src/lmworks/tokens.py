@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import torch
 
 LOGGER = logging.getLogger("lmworks")
+#: The truncation warning's format (a search, where max_length is a choice, filters it out by it).
+TRUNCATED = "%d of %d %s were longer than %s and were truncated"
 
 #: Padded tokens per inference batch. Smaller batches keep activations in cache: on
 #: 2 AVX2 cores MiniLM ran 20 % faster at 2048 than at 8192 (docs/research-log/benchmarks-history.md).
@@ -62,7 +64,7 @@ def warn_truncated(truncated: int, total: int, max_length: int | None, *, what: 
     """The one warning line for texts cut at the model's token limit (nothing when none were)."""
     if truncated:
         limit = f"max_length={max_length} tokens" if max_length is not None else "the model's max_length"
-        LOGGER.warning("%d of %d %s were longer than %s and were truncated", truncated, total, what, limit)
+        LOGGER.warning(TRUNCATED, truncated, total, what, limit)
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

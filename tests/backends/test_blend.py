@@ -6,7 +6,9 @@ import pytest
 from conftest import make_sentiment
 from lmworks import TextClassifier
 from lmworks.backends.blend import BlendBackend, best_blend_weight, mix
+from lmworks.errors import ConfigError
 from lmworks.evaluation import mean_log_loss
+from lmworks.modes import BlendMix
 from lmworks.training.config import TrainConfig
 
 
@@ -47,6 +49,9 @@ def test_log_mix_is_a_weighted_logit_average():
     np.testing.assert_allclose(np.log(out / (1 - out)), 0.5 * np.log(pm / (1 - pm)) + 0.5 * np.log(qm / (1 - qm)),
                                rtol=1e-5)
     np.testing.assert_allclose(mix(p, q, 0.25, kind="proba"), 0.75 * p + 0.25 * q)
+    np.testing.assert_allclose(mix(p, q, 0.25, kind=BlendMix.PROBA), 0.75 * p + 0.25 * q)
+    with pytest.raises(ConfigError, match="unknown blend mix 'probab'"):  # a typo is not silently the log mix
+        mix(p, q, 0.25, kind="probab")
 
 
 def test_auto_blend_resolution():

@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from conftest import make_sentiment
 from lmworks import TextClassifier
@@ -104,6 +105,8 @@ def test_fitted_state_errors(fitted, backend, tiny_encoder):
                  lambda: unfitted.decide(np.ones((1, 2))), lambda: unfitted.save(dirs[backend].parent / "never"),
                  lambda: Predictor(unfitted)):
         with pytest.raises(NotFittedError, match="not fitted"):
+            call()
+        with pytest.raises(SklearnNotFittedError):  # scikit-learn's own exception catches it too
             call()
     assert not (dirs[backend].parent / "never").exists()
     # what a service needs exists right after fit, without a round trip through a directory

@@ -8,9 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import make_sentiment
+from lmworks import TextClassifier
 from lmworks.cli import main
 
 
@@ -63,6 +65,15 @@ def test_evaluate_prints_report_and_json(trained, files, capsys, tmp_path):
     assert set(m) >= {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion_matrix", "n"}
     assert m["n"] == 40 and m["accuracy"] > 0.8
     assert set(m["per_class"]["pos"]) == {"precision", "recall", "f1", "support"}
+    # The numbers are the model's own on this file: recomputed from its predictions, and printed as saved.
+    frame = pd.read_csv(test)
+    predicted = TextClassifier.load(trained).predict(frame["text"].tolist())
+    truth = frame["label"].tolist()
+    assert m["accuracy"] == pytest.approx(sum(p == t for p, t in zip(predicted, truth)) / len(truth))
+    said_pos = [t for p, t in zip(predicted, truth) if p == "pos"]
+    assert m["per_class"]["pos"]["precision"] == pytest.approx(said_pos.count("pos") / len(said_pos))
+    assert m["per_class"]["pos"]["support"] == truth.count("pos")
+    assert f"{m['accuracy']:.4f}" in out.split("accuracy", 2)[2].splitlines()[0]
 
 
 def test_evaluate_reports_unseen_label(trained, tmp_path, capsys):
@@ -100,8 +111,13 @@ def test_tfidf_baseline_cli(files, tmp_path, capsys):
     _, train, dev, test = files
     assert main(["train", str(train), "--eval", str(dev), "--test", str(test), "--model", "tfidf",
                  "--output", str(tmp_path / "t")]) == 0
-    assert "test metrics" in capsys.readouterr().out
-    assert main(["evaluate", str(tmp_path / "t"), str(test)]) == 0
+    trained_out = capsys.readouterr().out
+    assert "test metrics" in trained_out
+    assert main(["evaluate", str(tmp_path / "t"), str(test), "--json", str(tmp_path / "e.json")]) == 0
+    evaluated = json.loads((tmp_path / "e.json").read_text())
+    # train --test and a later evaluate score the same saved model on the same file: one accuracy.
+    test_block = trained_out.split("test metrics", 1)[1]
+    assert f"{evaluated['accuracy']:.4f}" in test_block and evaluated["accuracy"] > 0.9
 
 
 def run_cli(*args, **kw):
@@ -181,11 +197,26 @@ def test_models_command(capsys):
 
 
 def test_help_explains_every_command(capsys):
-    for cmd in ("train", "evaluate", "predict", "models", "datasets"):
+    """Every command and subcommand answers --help with its usage, what it does and every option."""
+    import argparse
+
+    from lmworks.cli import build_parser, walk_parsers
+
+    parsers = list(walk_parsers(build_parser()))[1:]
+    seen = set()
+    for parser in parsers:
+        path = parser.prog.split()[1:]
         with pytest.raises(SystemExit) as exit_:
-            main([cmd, "--help"])
-        assert exit_.value.code == 0
-    assert "--eval-fraction" in capsys.readouterr().out
+            main([*path, "--help"])
+        assert exit_.value.code == 0, path
+        out = " ".join(capsys.readouterr().out.split())  # the formatter wraps lines
+        assert out.startswith(f"usage: {parser.prog}"), path
+        assert " ".join(parser.description.split())[:60] in out, path
+        for action in parser._actions:
+            if action.help != argparse.SUPPRESS:
+                assert all(flag in out for flag in action.option_strings), (path, action.option_strings)
+        seen.add(tuple(path))
+    assert {("train",), ("tune",), ("monitor", "alerts"), ("label", "start")} <= seen
 
 
 def test_ctrl_c_keeps_best_checkpoint_and_resume_finishes(files, tiny_encoder, tmp_path):

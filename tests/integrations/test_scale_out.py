@@ -58,6 +58,40 @@ def test_ray_output_equals_local_predict_row_for_row(ray_instance, tiny_model_di
     assert not list(tmp_path.glob(".out.*"))  # no staging or old folder left beside it
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_both_engines_write_the_same_columns_and_types(ray_instance, tmp_path, fmt):
+    """A model trained on a label column called `score`, a file with an integer `row_id`: one schema."""
+    import pyarrow.parquet as pq
+
+    from lmworks.cli import main
+
+    texts, labels = make_sentiment(120, seed=84)
+    frame = pd.DataFrame({"row_id": range(1000, 1120), "text": texts, "score": labels})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    assert main(["train", str(tmp_path / "train.csv"), "--label-column", "score", "--model", "tfidf",
+                 "--output", str(tmp_path / "m"), "--quiet"]) == 0
+    data = tmp_path / f"in.{fmt}"
+    frame.to_parquet(data) if fmt == "parquet" else frame.to_csv(data, index=False)
+    assert main(["predict", str(tmp_path / "m"), str(data), "--output", str(tmp_path / "local.parquet"),
+                 "--quiet"]) == 0
+    assert main(["predict", str(tmp_path / "m"), str(data), "--engine", "ray", "--actors", "1",
+                 "--output", str(tmp_path / "ray"), "--quiet"]) == 0
+    local = pd.read_parquet(tmp_path / "local.parquet")
+    ray_out = pd.concat([pd.read_parquet(f) for f in sorted((tmp_path / "ray").glob("*.parquet"))])
+    ray_out = ray_out.sort_values("row_id", key=lambda c: c.astype(int)).reset_index(drop=True)
+    assert list(ray_out.columns) == list(local.columns) == ["row_id", "text", "score", "label", "prob_neg",
+                                                            "prob_pos"]
+    # The files' own (Arrow) schemas: the same type per column (Ray writes large_string for string).
+    schemas = [pq.read_schema(f) for f in [tmp_path / "local.parquet", *sorted((tmp_path / "ray").glob("*.parquet"))]]
+    types = [{f.name: str(f.type).replace("large_", "") for f in schema} for schema in schemas]
+    assert all(t == types[0] for t in types), types
+    # Parquet keeps the integer; CSV cells are strings in both engines (so "007" stays "007").
+    assert types[0]["row_id"] == ("int64" if fmt == "parquet" else "string")
+    pd.testing.assert_frame_equal(ray_out.drop(columns=["prob_neg", "prob_pos"]),
+                                  local.drop(columns=["prob_neg", "prob_pos"]), check_dtype=False)
+    np.testing.assert_allclose(ray_out["prob_pos"], local["prob_pos"], atol=1e-6)
+
+
 def test_ray_scores_a_multi_label_tfidf_model_from_jsonl_parts(ray_instance, tmp_path):
     from lmworks import TextClassifier
     from lmworks.inference.inputs import ModelInputs
@@ -144,6 +178,9 @@ def test_spark_udf_equals_the_predictor(tiny_model_dir, monkeypatch):
         df = spark.createDataFrame(pd.DataFrame({"id": range(90), "text": texts})).repartition(3)
         scored = df.withColumn("pred", classify_udf(tiny_model_dir, batch_size=16)("text")).select("id", "pred.*")
         rows = scored.toPandas().sort_values("id")
+        holes = spark.createDataFrame(pd.DataFrame({"id": [0, 1, 2], "text": ["fine", None, "   "]}))
+        with pytest.raises(Exception, match="null or empty text"):  # refused as predict refuses them
+            holes.withColumn("pred", classify_udf(tiny_model_dir)("text")).select("pred.*").toPandas()
     finally:
         spark.stop()
         signal.signal(signal.SIGINT, sigint)

@@ -56,6 +56,9 @@ class FitRun:
     soft_targets:
         A teacher's probabilities for every training row, for knowledge distillation
         (rows whose target is ``-1`` have no label and learn from the teacher alone).
+    monitor:
+        Watches the training engine's run (:class:`~lmworks.training.engine.TrainMonitor`):
+        a hyperparameter search prunes and budgets through it. Models without epochs ignore it.
     """
 
     labels: list[str]
@@ -66,6 +69,7 @@ class FitRun:
     resume: bool = False
     progress: bool = True
     soft_targets: SoftTargets | None = None
+    monitor: Any = None
 
     def without_dev(self) -> FitRun:
         """The same run without dev data or a teacher (a model that needs neither: the blend's TF-IDF half)."""

@@ -28,21 +28,27 @@ from typing import Any
 
 import numpy as np
 
+from ..modes import BlendMix
 from .base import Backend, FitRun, ScoreFn, TokenLimitedBackend
 from .tfidf import TfidfBackend
 
 BLEND_DIR = "blend"
 WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
-MIXES = ("log", "proba")
+MIXES = tuple(BlendMix.choices())
 _EPS = 1e-7
 
 
-def mix(primary: np.ndarray, secondary: np.ndarray, weight: float, *, kind: str = "log",
+def mix(primary: np.ndarray, secondary: np.ndarray, weight: float, *, kind: BlendMix | str = BlendMix.LOG,
         multi_label: bool = False) -> np.ndarray:
-    """Combine two probability matrices with ``weight`` on ``secondary`` (see the module doc)."""
+    """Combine two probability matrices with ``weight`` on ``secondary`` (see the module doc).
+
+    ``kind`` is a :class:`~lmworks.modes.BlendMix` (or its value); anything else is an error, never
+    silently the log mix.
+    """
+    kind = BlendMix.parse(kind)
     if weight == 0:
         return primary
-    if kind == "proba":
+    if kind is BlendMix.PROBA:
         return (1 - weight) * primary + weight * secondary
     p = np.clip(primary.astype(np.float64), _EPS, 1 - _EPS)
     q = np.clip(secondary.astype(np.float64), _EPS, 1 - _EPS)
@@ -54,7 +60,8 @@ def mix(primary: np.ndarray, secondary: np.ndarray, weight: float, *, kind: str 
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def best_blend_weight(primary: np.ndarray, secondary: np.ndarray, score_fn: ScoreFn, *, kind: str = "log",
+def best_blend_weight(primary: np.ndarray, secondary: np.ndarray, score_fn: ScoreFn, *,
+                      kind: BlendMix | str = BlendMix.LOG,
                       multi_label: bool = False) -> tuple[float, dict[str, Any]]:
     """Weight ``w`` of ``secondary`` with the lowest dev log-loss, and the dev metrics it gives.
 
@@ -73,13 +80,11 @@ class BlendBackend(TokenLimitedBackend):
     """The encoder's and TF-IDF's probabilities combined with a dev-chosen weight."""
 
     def __init__(self, primary: Backend, secondary: TfidfBackend | None = None, weight: float = 0.0,
-                 kind: str = "log", multi_label: bool = False) -> None:
-        if kind not in MIXES:
-            raise ValueError(f"unknown blend mix {kind!r}: choose {', '.join(MIXES)}")
+                 kind: BlendMix | str = BlendMix.LOG, multi_label: bool = False) -> None:
         self.primary = primary
         self.secondary = secondary or TfidfBackend()
         self.weight = weight
-        self.kind = kind
+        self.kind = BlendMix.parse(kind)
         self.multi_label = multi_label
         self.name = primary.name
 
@@ -99,7 +104,7 @@ class BlendBackend(TokenLimitedBackend):
         self.weight, blended = best_blend_weight(primary_dev, secondary_dev, score_fn, kind=self.kind,
                                                  multi_label=self.multi_label)
         info["blend"] = {
-            "model": "tfidf", "mix": self.kind, "weight": self.weight, "chosen_by": "dev log-loss",
+            "model": "tfidf", "mix": self.kind.value, "weight": self.weight, "chosen_by": "dev log-loss",
             "dev_encoder_alone": {k: alone[k] for k in ("log_loss", "accuracy", "macro_f1") if k in alone},
             "dev_blended": {k: blended[k] for k in ("log_loss", "accuracy", "macro_f1") if k in blended},
         }
@@ -121,11 +126,11 @@ class BlendBackend(TokenLimitedBackend):
         """The encoder's record, plus the blend's weight and formula when its weight is > 0."""
         meta = self.primary.describe()
         if self.weight > 0:
-            formula = ("proba = (1 - weight) * encoder_proba + weight * tfidf_proba" if self.kind == "proba" else
+            formula = ("proba = (1 - weight) * encoder_proba + weight * tfidf_proba" if self.kind is BlendMix.PROBA else
                        "proba = sigmoid((1 - weight) * logit(encoder_proba) + weight * logit(tfidf_proba))"
                        if self.multi_label else
                        "proba = softmax((1 - weight) * log(encoder_proba) + weight * log(tfidf_proba))")
-            meta["blend"] = {"model": "tfidf", "mix": self.kind, "weight": self.weight, "path": f"{BLEND_DIR}/",
+            meta["blend"] = {"model": "tfidf", "mix": self.kind.value, "weight": self.weight, "path": f"{BLEND_DIR}/",
                              "formula": formula}
         return meta
 

@@ -139,7 +139,7 @@ class FewShotBackend(TransformerBackend):
             objective = PairObjective(ids, pairs, pad_id=self.tokenizer.pad_token_id, batch_size=PAIR_BATCH,
                                       seed=config.seed)
             trainer = Trainer(_Pooled(self.network.encoder), stage, objective, progress=run.progress,
-                              description="few-shot pairs")
+                              description="few-shot pairs", monitor=run.monitor)
             with torch_threads(config.num_threads):
                 info = trainer.train().info()
         self._fit_head(ids, targets, config)

@@ -84,7 +84,7 @@ class TransformerBackend(TokenLimitedBackend):
             eval_ids = tokenize(self.tokenizer, run.eval_texts, config.max_length, what="eval texts")
             eval_fn = lambda net: score_fn(self._proba(eval_ids))  # noqa: E731
         trainer = Trainer(self.network, config, objective, eval_fn=eval_fn, checkpoint_dir=run.checkpoint_dir,
-                          progress=run.progress)
+                          progress=run.progress, monitor=run.monitor)
         with torch_threads(config.num_threads):
             return trainer.train(resume=run.resume).info()
 

@@ -16,8 +16,9 @@ from collections.abc import Iterator, Sequence
 from ..errors import LmworksError
 from .common import HelpFormatter, json_to_stdout
 
-SUBCOMMANDS = ("train", "distill", "evaluate", "predict", "explain", "audit", "robustness", "pretrain", "export",
-               "serve", "assistant", "recommend", "monitor", "advisor", "label", "federated", "models", "datasets")
+SUBCOMMANDS = ("train", "tune", "distill", "evaluate", "predict", "explain", "audit", "robustness", "pretrain",
+               "export", "serve", "assistant", "recommend", "monitor", "advisor", "label", "federated", "models",
+               "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(f".{name}", __name__).register(sub)
     for each in walk_parsers(parser):
         each.formatter_class = HelpFormatter
+        _describe_children(each)
     return parser
+
+
+def _describe_children(parser: argparse.ArgumentParser) -> None:
+    """A subcommand registered with only a one-line ``help`` shows that line on its own --help too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                child = action.choices[listed.dest]
+                if not child.description and listed.help:
+                    text = listed.help[0].upper() + listed.help[1:]
+                    child.description = text if text.endswith((".", "!", "?")) else text + "."
 
 
 def walk_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -60,8 +73,10 @@ class _OneLine(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lmworks`` console script; returns the exit status."""
+    from .tune import route
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(route(list(sys.argv[1:] if argv is None else argv)))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     logger = logging.getLogger("lmworks")

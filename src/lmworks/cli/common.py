@@ -316,6 +316,8 @@ SHARED_OPTIONS: dict[str, tuple[str, str]] = {
                  "write"),
     "-o": ("short for --output", "write"),
     "--port": ("the port a service listens on; each service has its own default", "port"),
+    "--resume": ("continue an interrupted run: train from --checkpoint-dir, tune the study in --storage",
+                 "continue"),
     "--risk": ("the client's risk profile: conservative, moderate or aggressive", "conservative, moderate"),
     "--seed": ("random seed", "seed"),
     "--sentiment-model": ("the monitor's sentiment model directory", "sentiment model"),

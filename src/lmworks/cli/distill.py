@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import one_text_column
-from .train import add_training_arguments, run_training
+from .train import add_training_arguments, report, train_job
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -49,11 +49,14 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Distil, save, report (as ``train`` does)."""
-    return run_training(args, _distil)
+    """Distil, save, report (as ``train`` does: the same workflow, with distillation as its fit)."""
+    from ..workflow import train_files
+
+    return report(train_files(train_job(args), lambda student, train, dev, ckpt, job: _distil(
+        args, student, train, dev, ckpt, job)), args)
 
 
-def _distil(args: argparse.Namespace, student: Any, train: Any, dev: Any, ckpt: Path) -> Any:
+def _distil(args: argparse.Namespace, student: Any, train: Any, dev: Any, ckpt: Path, job: Any) -> Any:
     from ..data import read_texts
     from ..distill import DistillConfig, distill
     from ..errors import ConfigError
@@ -70,4 +73,4 @@ def _distil(args: argparse.Namespace, student: Any, train: Any, dev: Any, ckpt: 
                           "categorical columns")
     return distill(args.teacher, train.texts, train.require_labels(), dev.texts if dev else None,
                    dev.require_labels() if dev else None, unlabeled=unlabeled, student=student, config=config,
-                   checkpoint_dir=ckpt, resume=args.resume, progress=not args.quiet, columns=args.columns)
+                   checkpoint_dir=ckpt, resume=job.resume, progress=job.progress, columns=job.inputs.record())

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, FewShot, Pooling
@@ -137,92 +134,44 @@ def _adversarial_options(p) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, save, report."""
-    return run_training(args, _fit)
+    from ..workflow import train_files
+
+    return report(train_files(train_job(args)), args)
 
 
-def run_training(args: argparse.Namespace, fit: Callable[..., Any]) -> int:
-    """Read the data, ``fit(args, classifier, train, dev, checkpoint_dir)``, save the model, report."""
+def train_job(args: argparse.Namespace):
+    """The :class:`~lmworks.workflow.TrainJob` the options describe (every TrainConfig field the parser defines)."""
+    import dataclasses
+
     from ..inference.inputs import ModelInputs
-    from ..model_dir import check_output_dir
-    from ..runtime import init_distributed
+    from ..workflow import TrainJob
 
-    check_output_dir(args.output)  # fail before training, not after
-    rank, world = init_distributed()  # under torchrun: one process per rank, each with its share of a batch
     inputs = ModelInputs.for_training(
         text=args.text_column, label=args.label_column, image=args.image_column, numeric=args.numeric_column,
         categorical=args.categorical_column, no_text=args.no_text, image_size=args.image_size,
         skip_bad_images=args.skip_bad_images, modality_dropout=args.modality_dropout)
-    read = dict(multi_label=args.multi_label, label_separator=args.label_separator, encoding=args.encoding,
-                delimiter=args.delimiter)
-    train = inputs.read(args.data, **read)
-    dev = inputs.read(args.eval, **read) if args.eval else None
-    test = inputs.read(args.test, **read) if args.test else None
-    output = Path(args.output)
-    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else output.with_name(output.name + ".ckpt")
-    args.columns = inputs.record()
-    clf = fit(args, new_classifier(args, dev, inputs), train, dev, ckpt)
-    info = clf.train_info_
-    if rank != 0:
-        return 0  # rank 0 writes the model and the report
-    if world > 1:
-        LOGGER.info("trained on %d processes (global batch %d)", world, clf.config.batch_size)
-    if info.get("interrupted") and info.get("best_step", 0) < 0:
-        LOGGER.warning("interrupted before the first evaluation: no model written; "
-                       "continue with the same command plus --resume")
-        return 130
-    clf.save(output)
-    if info.get("interrupted"):
-        LOGGER.warning("interrupted: wrote the best checkpoint so far (step %s) to %s; "
-                       "continue with the same command plus --resume", info.get("best_step"), output)
-    elif ckpt.exists() and not args.keep_checkpoints:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    if "samples_per_second" in info:
-        LOGGER.info("trained in %.1f s (%.1f samples/s)", info["train_seconds"], info["samples_per_second"])
-    _report(clf, test, args)
-    print(f"\nmodel written to {output}")
-    return 130 if info.get("interrupted") else 0
-
-
-def new_classifier(args: argparse.Namespace, dev: Any, inputs: Any):
-    """A classifier with every TrainConfig option the parser defines (its dest is the field name).
-
-    A multimodal one when the columns ask for it.
-    """
-    import dataclasses
-
-    from ..classifier import TextClassifier
-
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    options.update(multi_label=args.multi_label, eval_fraction=0.0 if dev else args.eval_fraction)
-    if inputs.multimodal is not None:
-        from ..fusion import MultimodalClassifier
-
-        return MultimodalClassifier(columns=inputs.multimodal, **options)
-    return TextClassifier(**options)
+    return TrainJob(data=args.data, output=args.output, inputs=inputs, eval=args.eval, test=args.test,
+                    options=options, checkpoint_dir=args.checkpoint_dir, keep_checkpoints=args.keep_checkpoints,
+                    resume=args.resume, progress=not args.quiet, multi_label=args.multi_label,
+                    label_separator=args.label_separator, encoding=args.encoding, delimiter=args.delimiter)
 
 
-def _fit(args: argparse.Namespace, clf: Any, train: Any, dev: Any, ckpt: Path) -> Any:
-    LOGGER.info("training %s on %d rows from %s", args.model, len(train), args.data)
-    return clf.fit(
-        train.inputs, train.require_labels(),
-        dev.inputs if dev else None, dev.require_labels() if dev else None,
-        checkpoint_dir=None if args.model == "tfidf" else ckpt,
-        resume=args.resume, progress=not args.quiet, columns=args.columns,
-    )
-
-
-def _report(clf, test, args: argparse.Namespace) -> None:
-    """Print the dev report (best checkpoint) and the --test report; write both with --json."""
+def report(outcome, args: argparse.Namespace) -> int:
+    """Print the dev report (best checkpoint) and the --test report; write both with --json; the exit status."""
     from ..evaluation import format_report
 
-    results = {"dev": clf.dev_metrics_}
-    if clf.dev_metrics_:
-        print(f"dev metrics ({clf.dev_metrics_['n']} texts, best checkpoint):")
-        print(format_report(clf.dev_metrics_))
-    if test is not None:
-        test_metrics = clf.evaluate(test.inputs, test.require_labels())
-        results["test"] = test_metrics
-        print(f"\ntest metrics ({args.test}, {test_metrics['n']} texts):")
-        print(format_report(test_metrics))
+    if not outcome.written:
+        return outcome.status
+    results: dict[str, Any] = {"dev": outcome.dev_metrics}
+    if outcome.dev_metrics:
+        print(f"dev metrics ({outcome.dev_metrics['n']} texts, best checkpoint):")
+        print(format_report(outcome.dev_metrics))
+    if outcome.test_metrics is not None:
+        results["test"] = outcome.test_metrics
+        print(f"\ntest metrics ({args.test}, {outcome.test_metrics['n']} texts):")
+        print(format_report(outcome.test_metrics))
     if args.json:
         write_json(args.json, results)
+    print(f"\nmodel written to {args.output}")
+    return outcome.status

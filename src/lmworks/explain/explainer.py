@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..modes import BlendMix
 from .explanation import Explanation
 from .occlusion import occlusion
 from .words import Words, split_words
@@ -105,7 +106,7 @@ def _blend(backend: Any, words: Sequence[Words], columns: Sequence[int], *, mult
     w = backend.weight
     if w == 0:
         return attribute(backend.primary, words, columns, multi_label=multi_label, steps=steps, baseline=baseline)
-    if backend.kind != "log":  # averaged probabilities are not a sum of the two explanations
+    if backend.kind is not BlendMix.LOG:  # averaged probabilities are not a sum of the two explanations
         proba_fn = lambda texts: backend.predict_proba_counted(texts)[0]  # noqa: E731
         return _Scores(occlusion(proba_fn, words, columns, multi_label=multi_label), "occlusion")
     secondary = attribute(backend.secondary, words, columns, multi_label=multi_label)

@@ -28,6 +28,11 @@ from .inputs import ModelInputs
 LOGGER = logging.getLogger("lmworks")
 
 
+#: The column every engine writes the prediction to (``predict``'s output contract), whatever the
+#: label column was called in training; an input column of that name is kept as ``label_input``.
+PREDICTION_COLUMN = "label"
+
+
 def output_frame(chunk: pd.DataFrame, labels: list[str], predicted: list[Any], proba: np.ndarray,
                  label_column: str, multi_label: bool, separator: str, fmt: str) -> pd.DataFrame:
     """``chunk``'s columns plus the predicted label and one ``prob_<class>`` column per class.
@@ -60,7 +65,7 @@ def predict_file(
     output: str | Path,
     *,
     text_column: str = "text",
-    label_column: str = "label",
+    label_column: str = PREDICTION_COLUMN,
     inputs: ModelInputs | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     encoding: str = "utf-8",

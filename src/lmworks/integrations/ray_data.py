@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..atomic import atomic_dir
 from ..errors import ConfigError, DataError, LmworksError
-from ..inference.files import output_frame
+from ..inference.files import PREDICTION_COLUMN, output_frame
 from ..inference.inputs import ModelInputs
 from ..runtime import logging_state, usable_cpus
 
@@ -178,7 +178,7 @@ def _score(ray: Any, model_dir: str | Path, data: str | Path, output: Path, file
             PredictorActor, batch_format="pandas", batch_size=config.batch_size, concurrency=config.actors,
             num_cpus=threads, fn_constructor_kwargs={
                 "model_dir": str(Path(model_dir).resolve()), "inputs": inputs, "threads": threads,
-                "source": files[0], "label_column": inputs.label_column, "label_separator": label_separator})
+                "source": files[0], "label_column": PREDICTION_COLUMN, "label_separator": label_separator})
         with atomic_dir(output) as staging:  # the folder appears only once every part is written
             scored.write_parquet(str(staging))
             rows = _count_rows(staging)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..model_dir import read_meta
 
 
@@ -58,7 +58,11 @@ def classify_udf(model_dir: str | Path, *, batch_size: int = 1024, threads: int 
         classifier = TextClassifier.load(model_dir, num_threads=n_threads)
 
         def predict(texts: np.ndarray) -> list[dict[str, Any]]:
-            proba = classifier.predict_proba(["" if t is None else str(t) for t in texts])
+            missing = sum(t is None or not str(t).strip() for t in texts)
+            if missing:  # as predict refuses an empty cell: a guess for no text would look like an answer
+                raise DataError(f"classify_udf({model_dir}): {missing} null or empty text(s) in a batch of "
+                                f"{len(texts)}; filter them out first, e.g. df.where(trim(col('text')) != '')")
+            proba = classifier.predict_proba([str(t) for t in texts])
             decided = classifier.decide(proba)
             return [{"label": label, **{f: float(p) for f, p in zip(fields, row)}}
                     for label, row in zip(decided, proba)]

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -44,7 +44,24 @@ LOG_FILE = "metrics.jsonl"
 #: ``eval_fn(network) -> (score, metrics)``; higher score is better.
 EvalFn = Callable[[nn.Module], tuple[float, dict[str, Any]]]
 
-__all__ = ["LOG_FILE", "STATE_FILE", "EvalFn", "TrainResult", "Trainer", "TrainerState"]
+__all__ = ["LOG_FILE", "STATE_FILE", "EvalFn", "TrainMonitor", "TrainResult", "Trainer", "TrainerState"]
+
+
+class TrainMonitor(Protocol):
+    """Someone outside the run watching it: a hyperparameter search (:mod:`lmworks.search`).
+
+    The search prunes and budgets through these two calls, so a trial is an ordinary run
+    of this engine, not a second training loop.
+    """
+
+    def on_evaluate(self, epochs: float, score: float, metrics: dict[str, Any]) -> None:
+        """A dev evaluation after ``epochs`` passes over the data scored ``score`` (and ``metrics``).
+
+        Raising abandons the run (a pruned trial).
+        """
+
+    def should_stop(self) -> bool:
+        """True when the run should stop now and keep its best weights so far (a time budget ran out)."""
 
 
 @dataclass
@@ -123,6 +140,9 @@ class Trainer:
         Show a progress bar with loss and throughput.
     description:
         The progress bar's label (default: the epoch).
+    monitor:
+        Told of every dev evaluation and asked after every optimiser step whether to stop
+        (:class:`TrainMonitor`); ``None`` for a run nobody watches.
     """
 
     def __init__(
@@ -135,6 +155,7 @@ class Trainer:
         checkpoint_dir: Path | None = None,
         progress: bool = True,
         description: str | None = None,
+        monitor: TrainMonitor | None = None,
     ) -> None:
         self.network = network
         self.config = config
@@ -143,6 +164,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.progress = progress
         self.description = description
+        self.monitor = monitor
         self.best_state: dict[str, torch.Tensor] | None = None
 
     # -- the loop ------------------------------------------------------------------------
@@ -269,9 +291,15 @@ class Trainer:
                        "samples_per_s": round(rate, 2)}, state)
         finished = state.step >= run.total_steps
         if state.step % run.eval_every == 0 or finished:
-            state.stopped_early = self._evaluate(state)
+            state.stopped_early = self._evaluate(state, state.step / run.steps_per_epoch)
             self._save_checkpoint(state, run)
             run.tick = time.perf_counter()
+        if not (finished or state.stopped_early) and self.monitor is not None and self.monitor.should_stop():
+            LOGGER.info("stopped at step %d/%d: the time budget ran out; keeping the best weights so far",
+                        state.step, run.total_steps)
+            self._log({"event": "stop", "step": state.step, "reason": "budget"}, state)
+            state.stopped_early = True
+            self._save_checkpoint(state, run)
         return finished or state.stopped_early
 
     def _interrupted(self, state: TrainerState, run: _Run) -> None:
@@ -306,8 +334,8 @@ class Trainer:
                            step_losses=run.step_losses)
 
     # -- evaluation, logging, checkpoints --------------------------------------------------
-    def _evaluate(self, state: TrainerState) -> bool:
-        """Score on dev, keep the best weights; return True when patience has run out."""
+    def _evaluate(self, state: TrainerState, epochs: float) -> bool:
+        """Score on dev, keep the best weights, tell the monitor; return True when patience has run out."""
         if self.eval_fn is None:
             return False
         self.network.eval()
@@ -322,8 +350,12 @@ class Trainer:
         if improved:
             state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
             self.best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        else:
+            state.evals_since_best += 1
+        if self.monitor is not None:
+            self.monitor.on_evaluate(epochs, score, metrics)
+        if improved:
             return False
-        state.evals_since_best += 1
         return self.config.patience > 0 and state.evals_since_best >= self.config.patience
 
     def _log(self, record: dict[str, Any], state: TrainerState) -> None:
