@@ -63,12 +63,11 @@ class Snapshots:
 
 def search(method: str, seed: int, data: dict, budget_s: float, work: Path) -> dict[str, Any]:
     folder = work / f"{method}-{seed}"
-    snaps = Snapshots(folder / "snapshots")
     config = TuneConfig(budget_s=budget_s, objectives=("accuracy",), seed=seed, study_name=f"{method}-{seed}",
                         storage=f"sqlite:///{folder / 'study.db'}", **METHODS[method])
     folder.mkdir(parents=True)
-    start = time.monotonic()
-    snaps.start = start
+    snaps = Snapshots(folder / "snapshots")  # its clock starts with the search
+    start = snaps.start
     result = tune(data["train"].texts, data["train"].labels, data["dev"].texts, data["dev"].labels, config=config,
                   workdir=folder / "work", callbacks=[snaps], progress=False)
     elapsed = time.monotonic() - start
