@@ -47,11 +47,12 @@ def market(prices):
     return Market(prices)
 
 
-def test_holding_pays_costs_on_turnover_and_drifts():
-    returns = np.array([[0.10, 0.0], [0.0, 0.0]])
+def test_holding_pays_costs_on_the_assets_traded_and_drifts():
+    returns = np.array([[0.10, 0.0], [0.0, 0.0]])  # one asset, then cash
     period = hold(np.array([0.5, 0.5]), np.array([0.0, 1.0]), returns, cost_bps=10)
-    assert period.turnover == pytest.approx(1.0) and period.cost == pytest.approx(0.001)
-    assert period.daily[0] == pytest.approx((1 - 0.001) * 1.05 - 1)
+    # half the portfolio bought: turnover 0.5, not 1.0 (the cash leg of the trade is free)
+    assert period.turnover == pytest.approx(0.5) and period.cost == pytest.approx(0.0005)
+    assert period.daily[0] == pytest.approx((1 - 0.0005) * 1.05 - 1)
     np.testing.assert_allclose(period.end_weights, [0.55 / 1.05, 0.5 / 1.05])
 
 
@@ -101,8 +102,9 @@ def test_decisions_are_monthly_by_default_and_an_episode_is_a_year_of_them(price
     assert AllocationEnv(market, scaler, risk_aversion=3.0, start=LOOKBACK, end=700).episode_steps == 12
     gaps = np.diff(market.decisions)
     assert set(gaps) <= set(range(1, 22)) and np.median(gaps) == 21  # shorter only where a year starts afresh
-    years = prices.dates[market.decisions].year
-    assert all(prices.dates[market.decisions[years == y][0]] == prices.dates[prices.dates.year == y][0]
+    # each year's first decision is taken at the last close before it: its first return is the year's first day's
+    years = prices.dates[market.decisions + 1].year
+    assert all(prices.dates[market.decisions[years == y][0] + 1] == prices.dates[prices.dates.year == y][0]
                for y in sorted(set(years))[1:])
     weekly = Market(prices, rebalance_days=5)
     assert AllocationEnv(weekly, scaler, risk_aversion=3.0, start=LOOKBACK, end=700).episode_steps == 50
@@ -118,26 +120,37 @@ def test_features_at_t_ignore_every_later_price(prices):
     assert not np.allclose(before[t + 5:], after[t + 5:], equal_nan=True)
 
 
+#: The close the shared advisor is trained up to: it answers for this date and later ones.
+UNTIL = "2020-06-30"
+
+
 @pytest.fixture(scope="module")
 def advisor(prices):
     from lmworks.advisor.advisor import Advisor, AdvisorConfig
 
-    return Advisor(AdvisorConfig(agent="dqn", training=TINY)).fit(prices, progress=False)
+    return Advisor(AdvisorConfig(agent="dqn", training=TINY)).fit(prices, until=UNTIL, progress=False)
 
 
 def test_no_look_ahead_changing_every_price_after_t_leaves_the_action_at_t(advisor, prices):
-    t = prices.dates[900]
+    t = advisor.prices_.dates[-1]  # the trained close; the full prices go on after it
     frame = prices.frame.copy()
     frame.loc[frame.index > t] *= 3.0
     frame.loc[frame.index > t, "A0"] *= 0.1
     altered = check_prices(frame, source="altered")
     for profile in ("conservative", "moderate", "aggressive"):
-        a = advisor.allocate(as_of=str(t.date()), risk=profile)
+        a = advisor.allocate(as_of=str(t.date()), risk=profile, prices=prices)
         b = advisor.allocate(as_of=str(t.date()), risk=profile, prices=altered)
         assert a == b
-    later = prices.dates[950]
+    later = prices.dates[prices.position(t) + 50]
     assert advisor.allocate(as_of=str(later.date()), prices=altered)["features"] != \
-        advisor.allocate(as_of=str(later.date()))["features"]
+        advisor.allocate(as_of=str(later.date()), prices=prices)["features"]
+
+
+def test_allocate_refuses_a_date_its_agents_were_chosen_after(advisor, prices):
+    assert advisor.prices_.dates[-1] == pd.Timestamp(UNTIL)
+    with pytest.raises(ConfigError, match=r"--as-of 2020-06-29 is before this advisor's training data ends "
+                                          r"\(2020-06-30\).*--until 2020-06-29"):
+        advisor.allocate(as_of="2020-06-29", prices=prices)
 
 
 def test_allocate_explains_and_save_load_round_trip(advisor, tmp_path):
@@ -174,9 +187,10 @@ def test_the_strategic_mix_is_blended_in_as_far_as_the_validation_year_says(pric
     from lmworks.advisor.strategies import at_share
 
     band = equity_band("conservative")
-    held = Advisor(AdvisorConfig(agent="ppo", training=TINY, anchors=(1.0,), profiles=("conservative",),
-                                 default_risk="conservative")).fit(prices, progress=False)
     row = int(market.decisions[-3])
+    held = Advisor(AdvisorConfig(agent="ppo", training=TINY, anchors=(1.0,), profiles=("conservative",),
+                                 default_risk="conservative")).fit(prices, until=str(prices.dates[row].date()),
+                                                                   progress=False)
     weights = np.r_[np.zeros(market.n_weights - 1), 1.0]
     strategic = at_share(market.rules_at(row)["equal_weight"], 0.30)
     np.testing.assert_allclose(policy_decide(held.agents_["conservative"], market, held.scaler_, AgentKind.PPO,

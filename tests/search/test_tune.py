@@ -141,6 +141,56 @@ def test_space_follows_the_data_and_the_user():
                                                                          "model": "minilm"}
 
 
+def _replay(pruner, models):
+    """Trials of a small and a big model, reporting at each quarter epoch; their final states and last steps."""
+    def curve(model: str, number: int) -> dict[int, float]:  # the big model starts lower and ends higher
+        return {s: (0.80 if model == "small" else 0.55 + 0.001 * s) - 1e-4 * number for s in range(25, 401, 25)}
+
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for number, model in enumerate(models):
+        study.enqueue_trial({"model": model})
+        trial = study.ask()
+        assert trial.suggest_categorical("model", ["small", "big"]) == model
+        for step, value in curve(model, number).items():
+            trial.report(value, step)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, value)
+    return [(t.state.name, t.last_step) for t in study.trials]
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_each_model_is_judged_against_its_own_trials_only(pruner):
+    from lmworks.search.study import make_pruner
+
+    states = _replay(make_pruner(TuneConfig(pruner=pruner)), ["small", "big", "big", "small"])
+    # The first big trial has no big peer: it finishes, though it trails the small one for 2.5 epochs.
+    assert states[1] == ("COMPLETE", 400)
+    # The second big trial trails the first big one and is pruned at the first point it may be.
+    assert states[2] == ("PRUNED", 25)
+    # Judged against every trial (Optuna's plain pruner), the first big trial is stopped at a quarter epoch.
+    assert _replay(optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=20), ["small", "big"])[1] \
+        == ("PRUNED", 25)
+
+
+def test_warm_start_gives_a_larger_encoder_the_default_encoder_s_training_time(tiny_encoder):
+    from lmworks.search.run import encoder_cost, warm_start_values
+
+    config = json.loads((Path(tiny_encoder) / "config.json").read_text())
+    assert encoder_cost(str(tiny_encoder)) == config["num_hidden_layers"] * config["hidden_size"] ** 2
+    big = Path(tiny_encoder).parent / "big-encoder"
+    if not big.exists():
+        big.mkdir()
+        (big / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 12, "hidden_size": 768}))
+    share = encoder_cost("minilm") / encoder_cost(str(big))  # 6 x 384^2 against 12 x 768^2: an eighth
+    assert share == pytest.approx(1 / 8)
+    values = warm_start_values(default_space(["tfidf", "minilm", str(big)], [64], latency=False), {})
+    assert [v["model"] for v in values] == ["tfidf", "minilm", str(big)]
+    assert "epochs" not in values[0] and values[1]["epochs"] == 2.0 and values[2]["epochs"] == 0.25
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (lambda tmp: TuneConfig(budget_s="10s"), "too small for one trial: the minimum is 30 s"),
     (lambda tmp: TuneConfig(budget_s="ten minutes"), "expected a duration such as 30m"),

@@ -1,5 +1,10 @@
 """``Advisor``: agents for every risk profile, trained on a price history, that answer "what now?".
 
+``allocate`` answers only for the close the advisor was trained up to, or later ones (with
+newer prices): an earlier date would be answered by agents, checkpoints and anchors chosen
+on prices after it, an in-sample answer. ``fit(..., until=DATE)`` trains on the history up
+to a date, for answers about that date.
+
 ``fit`` trains one agent per profile on all the history but its last year, keeping the
 checkpoint that does best on that last year (validation), and the weight of the profile's
 strategic mix that year supports (``backtest.choose_anchor``: the agent's tactic only where
@@ -37,6 +42,8 @@ LOGGER = logging.getLogger("lmworks")
 META_FILE = "advisor.json"
 FORMAT = "lmworks-advisor"
 PRICES_FILE = "prices.csv"
+#: Column of ``prices.csv`` holding the cash rate the advisor was trained with, if it came from the price file.
+RATE_COLUMN = "lmworks_cash_rate"
 VALIDATION_DAYS = DAYS  # the last year
 
 
@@ -62,6 +69,8 @@ class AdvisorConfig:
     anchors:
         Candidate weights of the profile's strategic mix in the agent's targets, chosen
         on the validation year (see :data:`~lmworks.advisor.strategies.ANCHOR_WEIGHTS`).
+    execution_lag, cash_rate:
+        As in :class:`~lmworks.advisor.backtest.BacktestConfig`: the terms the agents train under.
     """
 
     agent: str = "dqn"
@@ -73,6 +82,8 @@ class AdvisorConfig:
     seed: int = 0
     training: AgentConfig = field(default_factory=AgentConfig)
     anchors: tuple[float, ...] = ANCHOR_WEIGHTS
+    execution_lag: int = 1
+    cash_rate: float | None = None
 
     def __post_init__(self) -> None:
         check_anchors(self.anchors)
@@ -102,10 +113,15 @@ class Advisor:
     def __init__(self, config: AdvisorConfig | None = None) -> None:
         self.config = config or AdvisorConfig()
 
-    def fit(self, prices: Prices, *, progress: bool = True) -> Advisor:
-        """Train an agent per profile on all but the last year; keep the best checkpoint on that year."""
+    def fit(self, prices: Prices, *, until: str | None = None, progress: bool = True) -> Advisor:
+        """Train an agent per profile on all but the last year; keep the best checkpoint on that year.
+
+        ``until`` (an ISO date) trains on the prices up to that close only, so that
+        :meth:`allocate` can answer for it and later dates out of sample.
+        """
         cfg = self.config
-        market = Market(prices, cfg.rebalance_days)
+        prices = prices.until(until) if until is not None else prices
+        market = Market(prices, cfg.rebalance_days, cfg.execution_lag, cfg.cash_rate)
         validation_start = len(market.returns) - VALIDATION_DAYS
         if validation_start - LOOKBACK < 2 * VALIDATION_DAYS:
             raise ConfigError(f"{prices.source}: {len(market.returns) + 1} trading days is too short: training "
@@ -143,8 +159,13 @@ class Advisor:
         if prices.assets != self.prices_.assets:
             raise ConfigError(f"prices have assets {prices.assets}, the advisor was trained on {self.prices_.assets}")
         profile, lam = self._profile(risk)
-        market = Market(prices, self.config.rebalance_days)
+        market = Market(prices, self.config.rebalance_days, self.config.execution_lag, self.config.cash_rate)
         row = prices.position(as_of) if as_of is not None else len(prices.dates) - 1
+        trained_until = self.prices_.dates[-1]
+        if prices.dates[row] < trained_until:
+            raise ConfigError(f"--as-of {prices.dates[row].date()} is before this advisor's training data ends "
+                              f"({trained_until.date()}): its agents, checkpoints and anchors were chosen on later "
+                              f"prices; train one with `lmworks advisor train --until {prices.dates[row].date()}`")
         if row < LOOKBACK:
             raise ConfigError(f"--as-of {prices.dates[row].date()} has less than {LOOKBACK} days of history before it")
         weights = np.zeros(market.n_weights)
@@ -195,6 +216,8 @@ class Advisor:
         check_output_dir(directory, meta_file=META_FILE)
         with atomic_dir(directory) as tmp:
             frame = self.prices_.frame.copy()
+            if self.prices_.rates is not None:
+                frame[RATE_COLUMN] = self.prices_.rates.to_numpy()
             frame.index.name = "date"
             frame.to_csv(tmp / PRICES_FILE)
             (tmp / "agents").mkdir()
@@ -216,7 +239,8 @@ class Advisor:
         self = cls(AdvisorConfig.from_dict(meta["config"]))
         self.scaler_ = Scaler(**meta["scaler"])
         frame = pd.read_csv(directory / PRICES_FILE, index_col="date", parse_dates=["date"])
-        self.prices_ = check_prices(frame, source=str(directory / PRICES_FILE))
+        rates = frame.pop(RATE_COLUMN) if RATE_COLUMN in frame.columns else None
+        self.prices_ = check_prices(frame, source=str(directory / PRICES_FILE), rates=rates)
         self.agents_ = {p: load_agent(self.config.agent, str(directory / "agents" / f"{p}.zip"))
                         for p in self.config.profiles}
         self.validation_ = meta.get("validation_utility", {})

@@ -7,9 +7,13 @@ year supports (:func:`choose_anchor`), and Y is the test. The baselines (skfolio
 weight, inverse volatility, minimum variance and hierarchical risk parity) are fitted on
 the trailing year before every rebalance of Y; each profile's strategic mix (1/N at the
 middle of its band) runs beside them as the static allocation with that profile's risk.
-Every strategy rebalances on the same days, from cash at the start of each test year,
-and pays the same costs. The test years' daily returns are joined into one
-out-of-sample record per strategy (per seed for the agents: mean and spread over seeds).
+Every strategy decides on the same days (the first at the last close before Y, on prices
+up to then only), trades ``execution_lag`` closes later, pays the same costs on the assets
+it trades, and earns the same cash rate. Each strategy is **one continuous portfolio**
+across the test years (the windows change the model, not the holdings): it starts in cash
+once, at the first test year. Its daily returns over all test years are one out-of-sample
+record (per seed for the agents: mean and spread over seeds), and every number gets a
+stationary-bootstrap interval (:mod:`~lmworks.advisor.uncertainty`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .portfolio import REBALANCE_DAYS, Decide, Run, run_strategy
 from .prices import Prices
 from .profile import FULL_BAND, RiskProfile, equity_band, risk_aversion
 from .strategies import ANCHOR_WEIGHTS, BASELINES, WINDOW, MenuItem, menu, strategic_mix
+from .uncertainty import deflated_sharpe, intervals
 
 #: Name prefix of the profiles' strategic mixes in a backtest (``strategic_conservative``: 1/N
 #: at the middle of the conservative band, rebalanced on the agents' days): the static
@@ -63,6 +68,14 @@ class BacktestConfig:
     anchors:
         Candidate weights of the strategic mix in each agent's targets, chosen on the
         validation year (:data:`ANCHOR_WEIGHTS`; ``(0.0,)``: the agent alone).
+    execution_lag:
+        Closes between a decision and its trade (1: decide at a close, trade at the next).
+    cash_rate:
+        Annual rate cash earns (``None``: the price file's rate column if it has one, else 0).
+    configurations_tried:
+        How many configurations were tried before this one (design choices made after seeing
+        test years included) for the deflated Sharpe ratio; ``None``: the strategies in this
+        backtest only, which understates it.
     """
 
     test_years: int = 5
@@ -74,6 +87,9 @@ class BacktestConfig:
     episode_steps: int | None = None
     agent: AgentConfig = field(default_factory=AgentConfig)
     anchors: tuple[float, ...] = ANCHOR_WEIGHTS
+    execution_lag: int = 1
+    cash_rate: float | None = None
+    configurations_tried: int | None = None
 
     def __post_init__(self) -> None:
         check_anchors(self.anchors)
@@ -95,14 +111,18 @@ class Window:
 
 
 def walk_forward(market: Market, test_years: int) -> list[Window]:
-    """The last ``test_years`` whole calendar years, each with the year before it for validation."""
-    dates = market.prices.dates[: len(market.returns)]
-    years = sorted(set(dates.year))
-    first_row = {year: int(np.flatnonzero(dates.year == year)[0]) for year in years}
+    """The last ``test_years`` whole calendar years, each with the year before it for validation.
+
+    Rows are return rows: a window's rows run from the last close before its year (where its
+    first decision is taken) to the last close before the next year.
+    """
+    earned = market.prices.dates[1: len(market.returns) + 1]  # the day each return row is earned on
+    years = sorted(set(earned.year))
+    first_row = {year: int(np.flatnonzero(earned.year == year)[0]) for year in years}
     usable = [y for y in years[2:] if first_row[y - 1] >= max(LOOKBACK, WINDOW) + DAYS
-              and (dates.year == y).sum() >= 200 and y - 1 in first_row]
+              and (earned.year == y).sum() >= 200 and y - 1 in first_row]
     if not usable:
-        raise DataError(f"{market.prices.source}: {len(dates)} trading days is too short: a backtest needs "
+        raise DataError(f"{market.prices.source}: {len(earned) + 1} trading days is too short: a backtest needs "
                         f"{max(LOOKBACK, WINDOW)} days of trailing history, a year of training, a validation "
                         "year and a test year")
     windows = []
@@ -137,7 +157,8 @@ def policy_decide(model: Any, market: Market, scaler: Scaler, kind: AgentKind,
     def decide(k: int, row: int, weights: np.ndarray) -> np.ndarray:
         obs = observation(scaler.transform(market.features[row]), weights)
         action, _ = model.predict(obs, deterministic=True)
-        target = action_weights(action, band) if kind is AgentKind.PPO else market.menu_target(row, items[int(action)])
+        target = (action_weights(action, band, market.eligible[row]) if kind is AgentKind.PPO
+                  else market.menu_target(row, items[int(action)]))
         return (1.0 - anchor) * target + anchor * market.menu_target(row, strategic) if anchor > 0 else target
 
     return decide
@@ -148,7 +169,7 @@ def validator(market: Market, scaler: Scaler, kind: AgentKind, band: tuple[float
     """``days(model, anchor=0) -> daily utilities``: the agent run deterministically over the validation ``rows``."""
     def days(model: Any, anchor: float = 0.0) -> np.ndarray:
         run = run_strategy(policy_decide(model, market, scaler, kind, band, anchor), market.returns, rows, end,
-                           cost_bps)
+                           cost_bps, lag=market.execution_lag)
         return daily_utility(run, lam)
 
     return days
@@ -203,16 +224,32 @@ def rule_decide(market: Market, name: str) -> Decide:
     return decide
 
 
-def run_window(market: Market, window: Window, config: BacktestConfig,
+#: Each strategy's weights where its portfolio stands, per seed: carried from one test year to the next.
+Holdings = dict[str, list[np.ndarray]]
+
+
+def run_window(market: Market, window: Window, config: BacktestConfig, holdings: Holdings | None = None,
                on_agent: Callable[[str], None] | None = None) -> tuple[dict[str, list[Run]], dict[str, list[float]]]:
-    """Every strategy's test-year runs for one window (agents: one run per seed), and the agents' anchor weights."""
+    """Every strategy's test-year runs for one window (agents: one run per seed), and the agents' anchor weights.
+
+    ``holdings`` (updated in place) is where each strategy's portfolio ended the year before;
+    a strategy not in it starts in cash.
+    """
+    holdings = {} if holdings is None else holdings
     test_rows = market.rows_between(window.test_start, window.test_end)
-    runs: dict[str, list[Run]] = {
-        name: [run_strategy(rule_decide(market, name), market.returns, test_rows, window.test_end, config.cost_bps)]
-        for name in BASELINES}
+
+    def test(name: str, seed_index: int, decide: Decide) -> Run:
+        carried = holdings.get(name, [])
+        run = run_strategy(decide, market.returns, test_rows, window.test_end, config.cost_bps,
+                           lag=market.execution_lag, start=carried[seed_index] if seed_index < len(carried) else None)
+        assert run.end_weights is not None  # run_strategy always says where it ended
+        holdings.setdefault(name, [])[seed_index:seed_index + 1] = [run.end_weights]
+        return run
+
+    runs: dict[str, list[Run]] = {name: [test(name, 0, rule_decide(market, name))] for name in BASELINES}
     for profile in config.profiles:  # the same-risk comparator of each profile's agents
-        runs[f"{STRATEGIC}_{profile}"] = [run_strategy(mix_decide(market, strategic_mix(equity_band(profile))),
-                                                       market.returns, test_rows, window.test_end, config.cost_bps)]
+        name = f"{STRATEGIC}_{profile}"
+        runs[name] = [test(name, 0, mix_decide(market, strategic_mix(equity_band(profile))))]
     scaler = Scaler.fit(market.features, slice(LOOKBACK, window.validation_start))
     validation_rows = market.rows_between(window.validation_start, window.test_start)
     anchors: dict[str, list[float]] = {}
@@ -221,7 +258,7 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
         for kind in (AgentKind.parse(a) for a in config.agents):
             name = f"{kind.value}_{profile}"
             runs[name], anchors[name] = [], []
-            for seed in config.seeds:
+            for i, seed in enumerate(config.seeds):
                 env = AllocationEnv(market, scaler, risk_aversion=lam, start=LOOKBACK,
                                     end=window.validation_start, cost_bps=config.cost_bps,
                                     episode_steps=config.episode_steps, action=kind.action, band=band)
@@ -229,8 +266,7 @@ def run_window(market: Market, window: Window, config: BacktestConfig,
                                  config.cost_bps)
                 model = train_agent(kind, env, config.agent, seed, total(days))
                 anchors[name].append(choose_anchor(model, days, config.anchors)[0])
-                runs[name].append(run_strategy(policy_decide(model, market, scaler, kind, band, anchors[name][-1]),
-                                               market.returns, test_rows, window.test_end, config.cost_bps))
+                runs[name].append(test(name, i, policy_decide(model, market, scaler, kind, band, anchors[name][-1])))
                 if on_agent is not None:
                     on_agent(f"{window.test_year} {name} seed {seed}")
     return runs, anchors
@@ -248,22 +284,23 @@ class BacktestResult:
 def backtest(prices: Prices, config: BacktestConfig | None = None, *, progress: bool = True) -> BacktestResult:
     """Run the walk-forward backtest; see the module docstring."""
     config = config or BacktestConfig()
-    market = Market(prices, config.rebalance_days)
+    market = Market(prices, config.rebalance_days, config.execution_lag, config.cash_rate)
     windows = walk_forward(market, config.test_years)
     market.menu_weights()  # fitted once for every window, rules and agents alike
-    total = len(windows) * len(config.profiles) * len(config.agents) * len(config.seeds)
-    bar = _bar(total, progress)
+    bar = _bar(len(windows) * len(config.profiles) * len(config.agents) * len(config.seeds), progress)
     joined: dict[str, list[list[np.ndarray]]] = {}
     per_window: list[dict[str, Any]] = []
     totals: dict[tuple[str, int], list[float]] = {}
+    holdings: Holdings = {}
     for window in windows:
-        runs, anchors = run_window(market, window, config,
+        runs, anchors = run_window(market, window, config, holdings,
                                    on_agent=(lambda _: bar.update(1)) if bar is not None else None)
+        cash = market.returns[window.test_start:window.test_end, -1]
         per_window.append({
             "test_year": window.test_year, "validation_year": window.test_year - 1,
             "train_from": str(market.prices.dates[LOOKBACK].date()),
             "train_until": str(market.prices.dates[window.validation_start].date()),
-            "strategies": {name: summarise_runs([_metrics(r) for r in rs]) for name, rs in runs.items()},
+            "strategies": {name: summarise_runs([_metrics(r, cash) for r in rs]) for name, rs in runs.items()},
             "anchor_weights": anchors,
         })
         for name, rs in runs.items():
@@ -275,23 +312,49 @@ def backtest(prices: Prices, config: BacktestConfig | None = None, *, progress: 
                 totals[(name, i)][1] += run.cost
     if bar is not None:
         bar.close()
+    daily = {n: [np.concatenate(d) for d in s] for n, s in joined.items()}
+    risk_free = market.returns[windows[0].test_start:windows[-1].test_end, -1]
     strategies = {}
-    for name, seeds in joined.items():
-        per_seed = [performance(np.concatenate(days), turnover=totals[(name, i)][0], costs=totals[(name, i)][1])
-                    for i, days in enumerate(seeds)]
+    for name, series in daily.items():
+        per_seed = [performance(days, turnover=totals[(name, i)][0], costs=totals[(name, i)][1], risk_free=risk_free)
+                    for i, days in enumerate(series)]
         strategies[name] = summarise_runs(per_seed)
         if len(per_seed) > 1:
             strategies[name]["per_seed"] = per_seed
-    start = windows[0].test_start
-    dates = [str(d.date()) for d in market.prices.dates[start + 1: windows[-1].test_end + 1]]
+    _add_uncertainty(strategies, daily, risk_free, config)
+    dates = [str(d.date()) for d in market.prices.dates[windows[0].test_start + 1: windows[-1].test_end + 1]]
     summary = {"strategies": strategies, "windows": per_window, "config": config.to_dict(),
                "assets": prices.assets, "source": prices.source,
-               "test_period": [dates[0], dates[-1]] if dates else None}
-    return BacktestResult(summary, dates, {n: [np.concatenate(d) for d in s] for n, s in joined.items()})
+               "test_period": [dates[0], dates[-1]] if dates else None,
+               "cash_rate": {"annual_mean": float(np.mean((1 + risk_free) ** DAYS - 1)) if len(risk_free) else 0.0},
+               "intervals": {"method": "stationary bootstrap (Politis & Romano), mean block n^(1/3) days, paired "
+                             "across strategies, percentile", "level": 0.95}}
+    return BacktestResult(summary, dates, daily)
 
 
-def _metrics(run: Run) -> dict[str, Any]:
-    return performance(run.daily, turnover=run.turnover, costs=run.cost)
+def _add_uncertainty(strategies: dict[str, dict[str, Any]], daily: dict[str, list[np.ndarray]],
+                     risk_free: np.ndarray, config: BacktestConfig) -> None:
+    """Intervals for every strategy, its Sharpe against 1/N (and an agent's against its own mix), deflated Sharpe."""
+    references = {}
+    for name in daily:
+        refs = ["equal_weight"]
+        profile = name.split("_", 1)[1] if "_" in name and name.split("_", 1)[0] in ("ppo", "dqn") else None
+        if profile is not None:
+            refs.append(f"{STRATEGIC}_{profile}")
+        references[name] = refs
+    for name, extra in intervals(daily, risk_free, references).items():
+        strategies[name].update(extra)
+    daily_sharpes = [strategies[n]["sharpe"] / np.sqrt(DAYS) for n in strategies]
+    trials = config.configurations_tried or len(strategies)
+    variance = float(np.var(daily_sharpes, ddof=1)) if len(daily_sharpes) > 1 else 0.0
+    for name, seeds in daily.items():
+        strategies[name]["deflated_sharpe"] = float(np.mean([deflated_sharpe(s - risk_free, trials, variance)
+                                                             for s in seeds]))
+        strategies[name]["configurations_tried"] = trials
+
+
+def _metrics(run: Run, risk_free: np.ndarray) -> dict[str, Any]:
+    return performance(run.daily, turnover=run.turnover, costs=run.cost, risk_free=risk_free)
 
 
 def _bar(total: int, enabled: bool) -> Any:

@@ -97,15 +97,23 @@ def at_share(weights: np.ndarray, share: float) -> np.ndarray:
 
 
 def rule_weights(rules: dict[str, Callable[[np.ndarray], np.ndarray]], returns: np.ndarray,
-                 decision_rows: np.ndarray) -> dict[str, np.ndarray]:
+                 decision_rows: np.ndarray, eligible: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per rule, ``(len(decision_rows), assets + 1)`` targets, each fitted on the ``WINDOW`` rows before it.
 
     ``decision_rows[k]`` is the first return row the target earns; the rule sees only
-    ``returns[row - WINDOW:row]``.
+    ``returns[row - WINDOW:row]`` of the assets ``eligible[row]`` marks (default: all), and
+    gives the others nothing. With one eligible asset it holds that one; with none, cash.
     """
     out = {name: np.zeros((len(decision_rows), returns.shape[1] + 1)) for name in rules}
     for k, row in enumerate(decision_rows):
-        window = returns[max(0, row - WINDOW):row]
+        columns = np.flatnonzero(eligible[row]) if eligible is not None else np.arange(returns.shape[1])
+        window = returns[max(0, row - WINDOW):row][:, columns]
         for name, rule in rules.items():
-            out[name][k] = rule(window)
+            if len(columns) == 0:
+                out[name][k, -1] = 1.0
+            elif len(columns) == 1:
+                out[name][k, columns[0]] = 1.0
+            else:
+                weights = rule(window)
+                out[name][k, columns] = weights[:-1]
     return out

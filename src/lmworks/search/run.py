@@ -8,6 +8,7 @@ study's record in ``lmworks.json``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -174,7 +175,13 @@ def _token_counts(model: str, texts: Sequence[str], sample: int = 2000) -> list[
 
 
 def warm_start_values(space: dict[str, Param], fixed: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each model's ``train`` defaults, put inside the space, cheapest model first."""
+    """Each model's ``train`` defaults, put inside the space, cheapest model first.
+
+    An encoder larger than the default one gets the default's *training time* rather than its
+    epochs (epochs scaled by :func:`encoder_cost`, to the quarter epoch): the warm start is a
+    short, affordable first look at an expensive model (multi-fidelity), and its pruner
+    reference. The training guide's recipe for mpnet, ``--epochs 0.25``, is this rule.
+    """
     default = TrainConfig()
     order = {"tfidf": 0, "minilm": 1}
     models = space["model"].choices if "model" in space and "model" not in fixed else (fixed.get("model"),)
@@ -184,9 +191,30 @@ def warm_start_values(space: dict[str, Param], fixed: dict[str, Any]) -> list[di
         for name, param in space.items():
             if name == "model" or name in fixed or (param.encoder_only and model == "tfidf"):
                 continue
-            values[name] = _inside(param, _default_value(name, default))
+            value = _default_value(name, default)
+            if name == "epochs" and model not in ("tfidf", None):
+                share = encoder_cost(default.model) / encoder_cost(str(model))
+                value = max(0.25, round(value * min(1.0, share) * 4) / 4)
+            values[name] = _inside(param, value)
         out.append(values)
     return out
+
+
+def encoder_cost(model: str) -> float:
+    """Relative training cost per token of an encoder: layers x hidden size squared, from its ``config.json``.
+
+    The dense layers dominate a BERT-family encoder's work at the lengths classification uses,
+    and they scale with ``num_hidden_layers * hidden_size**2`` (MiniLM-L6: 6 x 384^2; mpnet:
+    12 x 768^2, eight times as much). An encoder whose config cannot be read
+    counts as the default one.
+    """
+    from ..models import resolve_encoder
+
+    try:
+        config = json.loads((resolve_encoder(model) / "config.json").read_text(encoding="utf-8"))
+        return float(config["num_hidden_layers"]) * float(config["hidden_size"]) ** 2
+    except (ConfigError, OSError, KeyError, TypeError, ValueError):
+        return 6 * 384.0**2
 
 
 def _default_value(name: str, default: TrainConfig) -> Any:

@@ -84,7 +84,8 @@ def default_space(models: Sequence[str], lengths: Sequence[int], *, latency: boo
         Param("model", choices=tuple(models), encoder_only=False),
         Param("class_weights", choices=("none", "balanced"), encoder_only=False),
         Param("lr", low=1e-5, high=3e-4, log=True),
-        Param("epochs", low=1, high=4, step=1),
+        # A quarter epoch upwards, log-scaled: a large encoder's useful runs are short ones.
+        Param("epochs", low=0.25, high=4.0, log=True),
         Param("batch_size", choices=(16, 32, 64)),
         Param("max_length", choices=tuple(lengths)),
         Param("head", choices=("mean", "cls")),
