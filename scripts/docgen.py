@@ -186,8 +186,10 @@ def _apps() -> list[tuple[str, str, Any]]:
         ("Opinion monitor: `lmworks monitor serve`", "monitor",
          create_monitor_app(SimpleNamespace(), 86400, ingestor=SimpleNamespace(classifier=None))),  # type: ignore[arg-type]
         ("Robo-advisor: `lmworks advisor serve`", "advisor",
-         create_advisor_app(SimpleNamespace(prices_=SimpleNamespace(assets=[])))),  # type: ignore[arg-type]
-        ("Labelling: `lmworks label start`", "label", create_label_app(SimpleNamespace())),  # type: ignore[arg-type]
+         create_advisor_app(SimpleNamespace(prices_=SimpleNamespace(assets=["ASSET"]),  # type: ignore[arg-type]
+                                            agents_={"conservative": None, "moderate": None, "aggressive": None}))),
+        ("Labelling: `lmworks label start`", "label",
+         create_label_app(SimpleNamespace(config=SimpleNamespace(labels=["LABEL"])))),  # type: ignore[arg-type]
     ]
 
 
@@ -233,8 +235,11 @@ def _schema_rows(schema: dict[str, Any], spec: dict[str, Any]) -> list[str]:
     rows = ["| field | type | required | description |", "|---|---|---|---|"]
     required = set(schema.get("required", []))
     for name, prop in schema.get("properties", {}).items():
-        limits = [f"{k} {prop[k]}" for k in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum")
-                  if k in prop]
+        keys = ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum")
+        limits = [f"{k} {prop[k]}" for k in keys if k in prop]
+        limits += [f"each {k} {prop['items'][k]}" for k in keys if k in prop.get("items", {})]
+        if "enum" in prop:
+            limits.append("one of " + ", ".join("null" if v is None else str(v) for v in prop["enum"]))
         text = (prop.get("description", "") + (f" ({', '.join(limits)})" if limits else "")).replace("|", "\\|")
         rows.append(f"| `{name}` | {_type(spec, prop)} | {'yes' if name in required else 'no'} | {text} |")
     return rows

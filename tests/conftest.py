@@ -169,3 +169,55 @@ def postgres_url(tmp_path):
         subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def schemathesis_run(url: str, *, headers: dict[str, str] | None = None, max_examples: int = 25,
+                     exclude: tuple[str, ...] = ()) -> str:
+    """Run ``st run URL/openapi.json --checks all`` against a live service; its report, asserted clean.
+
+    ``exclude`` names checks skipped with a reason the caller states (none by default).
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    st = Path(sys.executable).with_name("st")
+    config = Path(__file__).with_name("schemathesis.toml")
+    command = [str(st), "--config-file", str(config), "--no-color", "run", f"{url}/openapi.json", "--checks", "all",
+               "--max-examples", str(max_examples),
+               "--seed", "1", "--request-timeout", "60", "--generation-deterministic"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    if exclude:
+        command += ["--exclude-checks", ",".join(exclude)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report[-6000:]
+    return report
+
+
+class served:
+    """``with served(app) as url:`` a FastAPI app on a real loopback port (uvicorn in a thread)."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+
+    def __enter__(self) -> str:
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the app did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

@@ -65,7 +65,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, model: str | None = None, *, config: TrainConfig | None = None, **options: Any) -> None:
-        base = config or TrainConfig()
+        base = TrainConfig.of(config)
         self.config = base.replace(**({"model": model} if model is not None else {}), **options)
 
     @property

@@ -6,6 +6,7 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +53,32 @@ def check_rules(obj: Any, rules: Sequence[Rule]) -> None:
     for test, message in rules:
         if not test(obj):
             raise ConfigError(message.format(**vars(obj)))
+
+
+def check_field_types(obj: Any) -> None:
+    """Raise :class:`ConfigError` for a dataclass field whose value is not of its default's kind.
+
+    A number where a number is expected (``True`` is not one), a string where a string is,
+    a bool where a bool is; fields whose default is ``None`` or a container are left to
+    their own rules. Without this, ``lr="x"`` failed inside a range rule with a bare
+    ``TypeError`` instead of a line naming the field.
+    """
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        default, value = f.default, getattr(obj, f.name)
+        if default is dataclasses.MISSING or default is None or isinstance(default, enum.Enum):
+            continue
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"{f.name} must be {kind}, got {value!r}")
 
 
 def check_known_fields(cls: Any, data: Any, what: str) -> None:

@@ -309,6 +309,19 @@ def test_allocate_service_answers_and_refuses_bad_requests(advisor):
         offline = advisor.allocate(as_of="2020-06-30", risk="aggressive")
         assert {k: v for k, v in r.json().items() if v is not None} == json.loads(json.dumps(offline))
         assert client.post("/v1/allocate", json={"risk": "reckless"}).status_code == 422
-        assert client.post("/v1/allocate", json={"as_of": "1980-01-01"}).status_code == 422
+        assert client.post("/v1/allocate", json={"as_of": "1980-01-01"}).status_code == 404  # no answer for it
+        assert client.post("/v1/allocate", json={"as_of": "2020-06-29"}).status_code == 404  # before training ended
+        assert client.post("/v1/allocate", json={"as_of": "June 30"}).status_code == 422
+        held = client.post("/v1/allocate", json={"current_weights": {"A0": 300.0, "cash": 100.0}})  # amounts
+        assert held.status_code == 200
+        assert held.json() == client.post("/v1/allocate", json={"current_weights": {"A0": 0.75, "cash": 0.25}}).json()
         assert client.post("/v1/allocate", json={"current_weights": {"ZZZ": 1.0}}).status_code == 422
         assert client.post("/v1/allocate", json={"risk": ["x"]}).status_code == 422
+
+
+def test_allocate_service_openapi_passes_schemathesis(advisor):
+    from conftest import schemathesis_run, served
+    from lmworks.advisor.service import create_advisor_app
+
+    with served(create_advisor_app(advisor)) as url:
+        schemathesis_run(url)

@@ -277,6 +277,17 @@ def test_api_one_server_per_project_and_kill_9_loses_no_acknowledged_label(tmp_p
     assert all(pool[1][t] == y for t, y in zip(frame["text"], frame["label"]))
 
 
+def test_label_api_passes_schemathesis(tmp_path, pool):
+    from conftest import free_port, schemathesis_run, stop_process
+
+    port = free_port()
+    proc = serve(pool[0], tmp_path / "proj", port)
+    try:
+        schemathesis_run(f"http://127.0.0.1:{port}")
+    finally:
+        assert stop_process(proc) == 0
+
+
 def test_page_keyboard_undo_two_annotators_and_chart(tmp_path, pool):
     from browser import Browser
     from conftest import free_port

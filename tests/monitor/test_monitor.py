@@ -356,6 +356,9 @@ def test_http_ingest_dashboard_in_chromium_and_report(tmp_path, sentiment_model)
             browser.close()
         assert httpx.post(base + "/v1/items", json={"items": [{}] * 1001}).status_code == 413
         assert httpx.post(base + "/v1/items", json={"things": []}).status_code == 422
+        from conftest import schemathesis_run
+
+        schemathesis_run(base)
     finally:
         assert stop_process(proc) == 0
     for name in ("report.html", "report.png"):

@@ -315,5 +315,8 @@ def test_service(cli_model):
         r = httpx.post(url + "/v1/recommend", content=b"{not json", headers={"content-type": "application/json"})
         assert r.status_code == 422 and "error" in r.json()
         assert httpx.get(url + "/v1/model").json()["items"] == 120
+        from conftest import schemathesis_run
+
+        schemathesis_run(url)
     finally:
         assert stop_process(proc) == 0

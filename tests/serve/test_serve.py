@@ -303,3 +303,10 @@ def test_metrics_cover_every_worker_process(tiny_model_dir):
             assert "lmworks_texts_total 40.0" in text
     finally:
         assert stop_process(proc) == 0
+
+
+def test_openapi_tells_the_truth_to_schemathesis(server):
+    """Every schema-valid request is accepted, every documented status and header is what comes back."""
+    from conftest import schemathesis_run
+
+    schemathesis_run(str(server.base_url), headers={"Authorization": f"Bearer {KEY}"})

@@ -16,9 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from ..serve.common import ApiError, base_app
+from ..serve.common import NOT_BLANK, ApiError, base_app, declare_limits, is_blank, with_body
 from ..serve.metrics import ServerMetrics
 from .assistant import Assistant
 
@@ -71,7 +71,7 @@ class AskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     question: StrictStr = Field(min_length=1, description="the question, in any language the encoder reads")
-    explain: bool = Field(default=False, description="also return the words that led to the match or hand-off")
+    explain: StrictBool = Field(default=False, description="also return the words that led to the match or hand-off")
 
 
 class AskExplanation(BaseModel):
@@ -133,12 +133,14 @@ def create_assistant_app(assistant: Assistant, *, log_db: str | Path, api_key: s
         return {"status": "ok", "entries": len(assistant.entries)}
 
     @app.post("/v1/ask", response_model=AskResponse, summary="answer a question or hand off",
-              responses={413: {"description": "question too long"}, 422: {"description": "empty or malformed"}})
+              responses={401: {"description": "missing or wrong API key"}, 413: {"description": "question too long"},
+                         422: {"description": "empty or malformed"}})
+    @with_body(declare_limits(AskRequest, {"question": {"maxLength": max_chars, "pattern": NOT_BLANK}}))
     def ask(request: AskRequest) -> dict[str, Any]:
         question = request.question
         if len(question) > max_chars:
             raise ApiError(413, "question_too_long", f"question has {len(question)} characters, at most {max_chars}")
-        if not question.strip():
+        if is_blank(question):
             raise ApiError(422, "empty_question", "question is empty")
         result = assistant.ask(question)
         log.record(question, result)

@@ -16,11 +16,12 @@ from typing import Any
 
 from fastapi import Header
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from ..errors import ConfigError
-from ..serve.common import ApiError, base_app
+from ..serve.common import ApiError, base_app, declare_limits, with_body
 from ..serve.metrics import ServerMetrics
+from .loop import Strategy
 from .project import LabelProject, NotFound
 
 PAGE = Path(__file__).with_name("page.html")
@@ -36,7 +37,7 @@ class LabelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: int = Field(description="the id GET /api/next gave")
     label: StrictStr | None = Field(default=None, description="one of the project's labels")
-    skip: bool = Field(default=False, description="true: pass on this text (no label)")
+    skip: StrictBool = Field(default=False, description="true: pass on this text (no label)")
     annotator: StrictStr | None = Name
 
 
@@ -94,8 +95,14 @@ def _asking_routes(app: Any, project: LabelProject) -> None:
         card = answer(lambda: project.next(_who(annotator, x_annotator)))
         return card or {"id": None, "text": None, "suggestion": None, "confidence": None, "done": True}
 
+    labelled = declare_limits(LabelRequest, {"label": {"enum": [*project.config.labels, None]}}, whole={"anyOf": [
+        {"required": ["label"], "properties": {"label": {"type": "string"}}},
+        {"required": ["skip"], "properties": {"skip": {"const": True}}}]})
+
     @app.post("/api/labels", summary="label (or skip) a text; committed before the answer",
-              responses={404: {"description": "no such text"}, 422: {"description": "unknown label"}})
+              responses={401: {"description": "missing or wrong API key"}, 404: {"description": "no such text"},
+                         422: {"description": "unknown label, or neither a label nor skip"}})
+    @with_body(labelled)
     def post_label(request: LabelRequest, x_annotator: str | None = Header(default=None)) -> dict[str, Any]:
         if not request.skip and request.label is None:
             raise ApiError(422, "invalid_request", "give a label, or skip: true")
@@ -122,6 +129,7 @@ def _reading_routes(app: Any, project: LabelProject) -> None:
         return project.conflict_list()
 
     @app.put("/api/strategy", summary="switch the query strategy")
+    @with_body(declare_limits(StrategyRequest, {"strategy": {"enum": [m.value for m in Strategy]}}))
     def put_strategy(request: StrategyRequest) -> dict[str, Any]:
         answer(lambda: project.set_strategy(request.strategy))
         return {"strategy": request.strategy}

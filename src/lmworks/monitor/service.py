@@ -123,7 +123,7 @@ def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None =
     """The FastAPI app: dashboard, overview API, explanations, and ``POST /v1/items`` when models are loaded."""
     from fastapi.responses import HTMLResponse
 
-    from ..serve.common import ApiError, base_app
+    from ..serve.common import ApiError, base_app, declare_limits, with_body
     from ..serve.metrics import ServerMetrics
     from .why import WhyExplainer
 
@@ -152,7 +152,9 @@ def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None =
     _add_why_routes(app, why)
 
     @app.post("/v1/items", summary="classify, store and alert on a batch of items",
-              responses={413: {"description": "too many items"}, 503: {"description": "no models loaded"}})
+              responses={401: {"description": "missing or wrong API key"}, 413: {"description": "too many items"},
+                         503: {"description": "no models loaded"}})
+    @with_body(declare_limits(ItemsRequest, {"items": {"maxItems": max_items}}))
     def post_items(request: ItemsRequest) -> dict[str, Any]:
         if ingestor is None:
             raise ApiError(503, "no_models", "this monitor was started without --sentiment-model: read-only")

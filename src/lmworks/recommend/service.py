@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from ..serve.common import ApiError, base_app
+from ..serve.common import ApiError, base_app, declare_limits, with_body
 from ..serve.metrics import ServerMetrics
 from .recommender import TextRecommender
 
@@ -61,8 +61,15 @@ def create_recommender_app(recommender: TextRecommender, *, api_key: str | None 
         return {"items": data.n_items, "users": data.n_users, "protocol": data.protocol,
                 "config": meta.get("config"), "metrics": meta.get("metrics"), "versions": meta.get("versions")}
 
+    limited = declare_limits(RecommendRequest, {"k": {"maximum": max_k}, "history": {"maxItems": max_history}},
+                             whole={"anyOf": [{"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+                                              {"required": ["history"], "properties": {"history": {"type": "array"}}}]})
+
     @app.post("/v1/recommend", response_model=RecommendResponse, summary="top-k items for a user or a history",
-              responses={413: {"description": "k or history too large"}, 422: {"description": "malformed"}})
+              responses={401: {"description": "missing or wrong API key"},
+                         413: {"description": "k or history too large"},
+                         422: {"description": "malformed, or neither user_id nor history"}})
+    @with_body(limited)
     def recommend(request: RecommendRequest) -> dict[str, Any]:
         if request.k > max_k:
             raise ApiError(413, "k_too_large", f"k is {request.k}, at most {max_k}")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ..predictor import Predictor
 from .batcher import MicroBatcher, Overloaded
-from .common import ApiError, base_app
+from .common import NOT_BLANK, ApiError, base_app, declare_limits, is_blank, with_body
 from .metrics import ServerMetrics
 
 
@@ -198,7 +198,7 @@ def _check_texts(texts: list[str], config: ServeConfig) -> None:
     for i, text in enumerate(texts):
         if len(text) > config.max_chars:
             raise ApiError(413, "text_too_long", f"texts[{i}] has {len(text)} characters, at most {config.max_chars}")
-        if not text.strip():
+        if is_blank(text):
             raise ApiError(422, "empty_text", f"texts[{i}] is empty")
 
 
@@ -212,9 +212,19 @@ def _explain_batch(predictor: Predictor, items: list[tuple[str, str | None]]) ->
     return [o for o in out if o is not None]
 
 
+def text_limits(config: ServeConfig) -> dict[str, Any]:
+    """The ``texts`` field's declared limits: what :func:`_check_texts` enforces."""
+    return {"maxItems": config.max_texts, "items": {"minLength": 1, "maxLength": config.max_chars,
+                                                    "pattern": NOT_BLANK}}
+
+
 def _add_explain_route(app: FastAPI, predictor: Predictor, config: ServeConfig, explainer: MicroBatcher) -> None:
+    limited = declare_limits(ExplainRequest, {"texts": text_limits(config),
+                                              "class": {"enum": [*predictor.labels, None]}})
+
     @app.post("/v1/explain", response_model=ExplainResponse, summary="which words made each decision",
               responses=_ERRORS)
+    @with_body(limited)
     async def explain(request: ExplainRequest) -> dict[str, Any]:
         texts = request.texts
         _check_texts(texts, config)
@@ -229,9 +239,8 @@ def _add_explain_route(app: FastAPI, predictor: Predictor, config: ServeConfig, 
 
 
 def _add_texts_route(app: FastAPI, predictor: Predictor, config: ServeConfig, batcher: MicroBatcher) -> None:
-    @app.post(
-        "/v1/classify", response_model=ClassifyResponse, summary="classify texts", responses=_ERRORS,
-    )
+    @app.post("/v1/classify", response_model=ClassifyResponse, summary="classify texts", responses=_ERRORS)
+    @with_body(declare_limits(ClassifyRequest, {"texts": text_limits(config)}))
     async def classify(request: ClassifyRequest) -> dict[str, Any]:
         texts = request.texts
         _check_texts(texts, config)

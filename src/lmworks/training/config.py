@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import Rule, check_known_fields, check_rules
+from ..errors import ConfigError, Rule, check_field_types, check_known_fields, check_rules
 from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, FewShot, Mode, OptimizerKind, Pooling
 
 #: ``few_shot="auto"`` picks the few-shot recipe below this many training labels per class: where
@@ -193,6 +193,7 @@ class TrainConfig:
         """Parse the mode fields into their enums; raise :class:`ConfigError` for values that cannot work."""
         for name, mode in MODE_FIELDS.items():
             setattr(self, name, mode.parse(getattr(self, name)))
+        check_field_types(self)
         check_rules(self, _RULES)
 
     def few_shot_reason(self, labels_per_class: float) -> str | None:
@@ -219,6 +220,15 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (stored in ``lmworks.json``): modes as their string values."""
         return {k: v.value if isinstance(v, enum.Enum) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def of(cls, config: TrainConfig | None) -> TrainConfig:
+        """``config``, or the defaults for ``None``; anything else is a :class:`ConfigError`."""
+        if config is None:
+            return cls()
+        if not isinstance(config, cls):
+            raise ConfigError(f"config must be a TrainConfig, got {type(config).__name__}")
+        return config
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
