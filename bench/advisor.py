@@ -76,9 +76,12 @@ def values_for(data: str, summary: dict[str, Any]) -> dict[str, Any]:
         out[f"{key}_volatility"] = f"{m['annual_volatility']:.1%}".replace("%", " %")
         out[f"{key}_drawdown"] = f"{m['max_drawdown']:.1%}".replace("%", " %")
         out[f"{key}_turnover"] = round(m["turnover"], 2)
-        diff = m.get("sharpe_diff_vs_equal_weight")
-        if diff:
-            out[f"{key}_vs_equal_weight"] = (f"{diff['value']:+.2f} [{diff['ci'][0]:+.2f}, {diff['ci'][1]:+.2f}]")
+        mixes = [k.removeprefix("sharpe_diff_vs_") for k in m if k.startswith("sharpe_diff_vs_strategic")]
+        for ref in ("equal_weight", *mixes):
+            diff = m.get(f"sharpe_diff_vs_{ref}")
+            if diff:
+                short = "strategic" if ref.startswith("strategic") else ref
+                out[f"{key}_vs_{short}"] = f"{diff['value']:+.2f} [{diff['ci'][0]:+.2f}, {diff['ci'][1]:+.2f}]"
     return out
 
 
