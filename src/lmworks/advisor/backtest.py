@@ -337,11 +337,9 @@ def _add_uncertainty(strategies: dict[str, dict[str, Any]], daily: dict[str, lis
     """Intervals for every strategy, its Sharpe against 1/N (and an agent's against its own mix), deflated Sharpe."""
     references = {}
     for name in daily:
-        refs = ["equal_weight"]
-        profile = name.split("_", 1)[1] if "_" in name and name.split("_", 1)[0] in ("ppo", "dqn") else None
-        if profile is not None:
-            refs.append(f"{STRATEGIC}_{profile}")
-        references[name] = refs
+        kind, _, profile = name.partition("_")
+        agent = kind in AgentKind.choices()  # an agent is also judged against its own profile's mix
+        references[name] = ["equal_weight", *([f"{STRATEGIC}_{profile}"] if agent else [])]
     for name, extra in intervals(daily, risk_free, references).items():
         strategies[name].update(extra)
     daily_sharpes = [strategies[n]["sharpe"] / np.sqrt(DAYS) for n in strategies]

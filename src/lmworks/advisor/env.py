@@ -69,8 +69,8 @@ class Market:
         self.features = raw_features(self.prices.frame)
         self.returns = with_cash(np.nan_to_num(self.prices.returns(), nan=0.0), self.cash_returns())
         listed = self.prices.listed()
-        seasoned = np.zeros_like(listed)
-        seasoned[WINDOW:] = listed[:-WINDOW] if len(listed) > WINDOW else seasoned[WINDOW:]
+        seasoned = np.zeros_like(listed)  # priced a year before, too
+        seasoned[WINDOW:] = listed[: max(0, len(listed) - WINDOW)]
         self.eligible = listed & seasoned
         earned = np.asarray(self.prices.dates.year[1:])  # the year each return row is earned in
         starts = np.flatnonzero(np.r_[True, earned[1:] != earned[:-1]])
