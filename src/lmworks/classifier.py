@@ -129,7 +129,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         few_shot = self._few_shot_choice(labels, teacher is not None)
         if few_shot:
             LOGGER.info("the few-shot recipe is used: %s (few_shot='off' fine-tunes as usual)", few_shot)
-        texts, labels, eval_texts, eval_labels, kept = self._split(texts, labels, eval_texts, eval_labels,
+        texts, labels, eval_texts, eval_labels, kept = self.split(texts, labels, eval_texts, eval_labels,
                                                                    hold_out=few_shot is None)
         names = label_set(labels, multi_label=cfg.multi_label)
         self._check_eval_labels(names, eval_labels)
@@ -169,10 +169,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         per_class = len(names) / max(1, len(label_set(names, multi_label=self.config.multi_label)))
         return None if distilling else self.config.few_shot_reason(per_class)
 
-    def _split(self, texts, labels, eval_texts, eval_labels, *,
-               hold_out: bool = True) -> tuple[list[str], list[Any], Any, Any, list[int]]:
+    def split(self, texts, labels, eval_texts, eval_labels, *,
+              hold_out: bool = True) -> tuple[list[str], list[Any], Any, Any, list[int]]:
         """Validated lists, the dev split of the training data when no eval data is given, and the kept rows.
 
+        ``fit`` calls it, and distillation first (no augmented fragment may come from a dev text).
         ``hold_out=False`` (the few-shot recipe, which has no epochs to stop early) keeps every row for training.
         """
         multi = self.config.multi_label

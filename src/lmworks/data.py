@@ -1,23 +1,17 @@
-"""Read and validate labelled text from CSV, JSONL and Parquet files.
+"""Labelled data: texts (or rows) with their labels, checked, and the held-out split.
 
-Every reader works in chunks so that prediction over millions of rows runs in
-bounded memory; :func:`read_dataset` simply collects the chunks of a training or
-evaluation file. A CSV file's delimiter is detected from its header line (comma,
-semicolon, tab or pipe: spreadsheets exported in many European locales use ``;``)
-unless one is given. Errors name the file, the row (1-based, header excluded; "line"
-for JSONL) and the column, because a user fixing a 50,000-row export needs to know
-exactly where to look.
+The files themselves are read by :mod:`lmworks.readers` (CSV, JSONL, Parquet, stdin, in
+chunks); this module turns their columns into clean texts and label names, with errors
+that name the file, the row and the column. :func:`read_labelled` is the one loop that
+collects a labelled file, whatever a row becomes (a text here, a checked multimodal row
+in :mod:`lmworks.multimodal.columns`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,24 +20,43 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .readers import (  # noqa: F401 - lmworks.data's reading names, kept where users import them
+    DEFAULT_CHUNK_SIZE,
+    DELIMITERS,
+    FORMATS,
+    STDIN,
+    detect_format,
+    iter_chunks,
+    read_atomic,
+    require_columns,
+    row_ref,
+    sniff_delimiter,
+)
 
-#: File suffixes understood by the readers and writers, by format.
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
-STDIN = "-"
-DEFAULT_CHUNK_SIZE = 10_000
-#: CSV delimiters recognised from the header line, in order of preference on a tie.
-DELIMITERS = (",", ";", "\t", "|")
 LOGGER = logging.getLogger("lmworks")
 T = TypeVar("T")
 
 
-@dataclass
-class TextDataset:
-    """Texts with optional labels, as read from one source.
+class Labelled:
+    """What every labelled dataset shares: labels that may be absent (unlabelled data), and their source.
 
-    ``labels`` holds one string per text for single-label data, a list of strings
-    per text for multi-label data, and is ``None`` for unlabelled data.
+    ``labels`` holds one string per input for single-label data, a list of strings per
+    input for multi-label data, and is ``None`` for unlabelled data.
     """
+
+    labels: list[Any] | None
+    source: str
+
+    def require_labels(self) -> list[Any]:
+        """The labels; a :class:`DataError` if the data was read without a label column."""
+        if self.labels is None:
+            raise DataError(f"{self.source}: no labels were read")
+        return self.labels
+
+
+@dataclass
+class TextDataset(Labelled):
+    """Texts with optional labels, as read from one source."""
 
     texts: list[str]
     labels: list[Any] | None
@@ -56,181 +69,6 @@ class TextDataset:
     def inputs(self) -> list[str]:
         """What a model reads: the texts (a multimodal ``RowDataset``'s are its rows)."""
         return self.texts
-
-    def require_labels(self) -> list[Any]:
-        """The labels; a :class:`DataError` if the data was read without a label column."""
-        if self.labels is None:
-            raise DataError(f"{self.source}: no labels were read")
-        return self.labels
-
-
-def detect_format(path: str | Path) -> str:
-    """Return ``"csv"``, ``"jsonl"`` or ``"parquet"`` from the file name (``-`` is JSONL)."""
-    if str(path) == STDIN:
-        return "jsonl"
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise DataError(
-            f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .jsonl or .parquet"
-        )
-    return FORMATS[suffix]
-
-
-def iter_chunks(
-    path: str | Path,
-    *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    encoding: str = "utf-8",
-    delimiter: str | None = None,
-) -> Iterator[pd.DataFrame]:
-    """Yield the rows of a data file as DataFrames of at most ``chunk_size`` rows.
-
-    CSV cells are read as strings (an empty cell is ``""``) so that labels such as
-    ``"01"`` survive; JSONL and Parquet keep their native types. Each chunk's index
-    continues the row numbering of the file (0-based). ``delimiter`` (CSV only)
-    defaults to the one :func:`sniff_delimiter` finds in the header line.
-    """
-    fmt = detect_format(path)
-    if str(path) != STDIN and not Path(path).is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        if fmt == "csv":
-            yield from _iter_csv(path, chunk_size, encoding, delimiter or sniff_delimiter(path, encoding))
-        elif fmt == "jsonl":
-            yield from _iter_jsonl(path, chunk_size, encoding)
-        else:
-            yield from _iter_parquet(path, chunk_size)
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: not valid {encoding} text (byte {err.start}: {err.reason}); "
-            "re-save the file as UTF-8 or pass --encoding"
-        ) from err
-
-
-def sniff_delimiter(path: str | Path, encoding: str = "utf-8") -> str:
-    """The delimiter that splits a CSV file's header line into the most fields (comma on a tie).
-
-    A header is the one line whose shape is known (names, no free text), so counting
-    fields there is reliable where sniffing data rows is not. A non-comma choice is
-    logged, with the option that overrides it.
-    """
-    with open(path, encoding=encoding, errors="replace", newline="") as fh:
-        header = fh.readline()
-    fields = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
-    best = max(DELIMITERS, key=lambda d: (fields[d], -DELIMITERS.index(d)))
-    if best != "," and fields[best] > fields[","]:
-        LOGGER.info("%s: detected %r as the CSV delimiter (pass --delimiter to choose another)", path, best)
-        return best
-    return ","
-
-
-def _iter_csv(path, chunk_size: int, encoding: str, delimiter: str) -> Iterator[pd.DataFrame]:
-    try:
-        reader = pd.read_csv(
-            path,
-            sep=delimiter,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            chunksize=chunk_size,
-            encoding=encoding,
-            encoding_errors="strict",
-        )
-        with reader:
-            yield from reader
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{path}: file is empty (no header row)") from err
-    except pd.errors.ParserError as err:
-        raise DataError(f"{path}: malformed CSV ({str(err).strip()})") from err
-
-
-def _iter_jsonl(path, chunk_size: int, encoding: str) -> Iterator[pd.DataFrame]:
-    if str(path) == STDIN:
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors="strict")
-        name = "<stdin>"
-    else:
-        stream = open(path, encoding=encoding, errors="strict")  # noqa: SIM115
-        name = str(path)
-    records: list[dict] = []
-    start = 0
-    with stream:
-        for lineno, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{name} line {lineno}: invalid JSON ({err.msg})") from err
-            if not isinstance(record, dict):
-                raise DataError(f"{name} line {lineno}: expected a JSON object, got {type(record).__name__}")
-            record["__line__"] = lineno
-            records.append(record)
-            if len(records) >= chunk_size:
-                yield _jsonl_frame(records, start)
-                start += len(records)
-                records = []
-    if records:
-        yield _jsonl_frame(records, start)
-
-
-def _jsonl_frame(records: list[dict], start: int) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records)
-    frame.index = pd.RangeIndex(start, start + len(frame))
-    return frame
-
-
-def _iter_parquet(path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'lmworks[parquet]'") from err
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as err:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(f"{path}: not a readable Parquet file ({err})") from err
-    start = 0
-    for batch in parquet.iter_batches(batch_size=chunk_size):
-        frame = batch.to_pandas()
-        frame.index = pd.RangeIndex(start, start + len(frame))
-        start += len(frame)
-        yield frame
-
-
-def read_atomic(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
-    """A RecBole atomic file (tab-separated, ``name:type`` headers) as strings, types dropped."""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding=encoding,
-                            quoting=3, encoding_errors="strict")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid {encoding} text (byte {err.start}: {err.reason})") from err
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{path}: file is empty (no header row)") from err
-    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
-    return frame
-
-
-def row_ref(path: str | Path, frame: pd.DataFrame, index: int) -> str:
-    """Describe a row for an error message: ``file line N`` for JSONL, ``file row N`` otherwise."""
-    name = "<stdin>" if str(path) == STDIN else str(path)
-    if "__line__" in frame.columns:
-        return f"{name} line {int(frame.at[index, '__line__'])}"
-    return f"{name} row {index + 1}"
-
-
-def require_columns(path: str | Path, frame: pd.DataFrame, columns: Sequence[str]) -> None:
-    """Raise :class:`DataError` naming the first column of ``columns`` absent from ``frame``."""
-    present = [c for c in frame.columns if c != "__line__"]
-    for column in columns:
-        if column not in frame.columns:
-            hint = ""
-            if len(present) == 1 and any(d in str(present[0]) for d in DELIMITERS[1:]):
-                found = next(d for d in DELIMITERS[1:] if d in str(present[0]))
-                hint = f"; the header holds {found!r}: pass --delimiter {found!r}"
-            raise DataError(
-                f"{path}: column {column!r} not found (columns: {', '.join(map(str, present)) or 'none'}){hint}"
-            )
 
 
 def _is_missing(value: Any) -> bool:
@@ -301,6 +139,26 @@ def clean_labels(
     return out
 
 
+def read_labelled(path: str | Path, inputs_of: Callable[[pd.DataFrame], list[T]], *, columns: Sequence[str] = (),
+                  label_column: str | None = "label", multi_label: bool = False, label_separator: str = "|",
+                  encoding: str = "utf-8", delimiter: str | None = None) -> tuple[list[T], list[Any] | None]:
+    """A whole data file as inputs and, unless ``label_column`` is ``None``, their cleaned labels.
+
+    ``inputs_of(chunk)`` turns each chunk into inputs (texts, rows); ``columns`` are required
+    in every chunk before it is called.
+    """
+    inputs: list[T] = []
+    labels: list[Any] | None = [] if label_column else None
+    for chunk in iter_chunks(path, encoding=encoding, delimiter=delimiter):
+        require_columns(path, chunk, [*columns, *([label_column] if label_column else [])])
+        inputs.extend(inputs_of(chunk))
+        if label_column and labels is not None:
+            labels.extend(clean_labels(path, chunk, label_column, multi_label=multi_label, separator=label_separator))
+    if not inputs:
+        raise DataError(f"{path}: no rows")
+    return inputs, labels
+
+
 def read_dataset(
     path: str | Path,
     *,
@@ -312,18 +170,9 @@ def read_dataset(
     delimiter: str | None = None,
 ) -> TextDataset:
     """Read a whole labelled (or, with ``label_column=None``, unlabelled) data file."""
-    texts: list[str] = []
-    labels: list[Any] | None = [] if label_column else None
-    columns = [text_column] + ([label_column] if label_column else [])
-    for chunk in iter_chunks(path, encoding=encoding, delimiter=delimiter):
-        require_columns(path, chunk, columns)
-        texts.extend(clean_texts(path, chunk, text_column))
-        if label_column and labels is not None:
-            labels.extend(
-                clean_labels(path, chunk, label_column, multi_label=multi_label, separator=label_separator)
-            )
-    if not texts:
-        raise DataError(f"{path}: no rows")
+    texts, labels = read_labelled(path, lambda chunk: clean_texts(path, chunk, text_column), columns=[text_column],
+                                  label_column=label_column, multi_label=multi_label,
+                                  label_separator=label_separator, encoding=encoding, delimiter=delimiter)
     return TextDataset(texts=texts, labels=labels, source=str(path))
 
 

@@ -33,7 +33,6 @@ import numpy as np
 from .atomic import atomic_file
 from .augment import fragments
 from .classifier import TextClassifier
-from .data import split_dataset
 from .errors import ConfigError, Rule, check_rules
 from .models import cache_dir as default_cache_dir
 from .predictor import Predictor
@@ -170,7 +169,8 @@ def distill(
         raise ConfigError(f"{teacher_dir}: distillation supports single-label teachers")
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir() / "teacher"
     teacher_id = teacher_fingerprint(teacher_dir)
-    texts, labels, eval_texts, eval_labels = _dev_split(student, texts, labels, eval_texts, eval_labels)
+    # the student's dev split made here, as fit makes it, so no augmented fragment comes from a dev text
+    texts, labels, eval_texts, eval_labels, _ = student.split(texts, labels, eval_texts, eval_labels)
     unlabeled = sample_texts([str(t) for t in unlabeled], config.unlabeled_limit)
     if config.augment:
         extra = fragments(texts, config.augment, seed=student.config.seed)
@@ -200,13 +200,3 @@ def sample_texts(texts: list[str], limit: int | None, *, seed: int = 0) -> list[
         return texts
     keep = np.random.default_rng(seed).choice(len(texts), limit, replace=False)
     return [texts[i] for i in sorted(keep)]
-
-
-def _dev_split(student: TextClassifier, texts: Sequence[Any], labels: Sequence[Any],
-               eval_texts: Sequence[Any] | None, eval_labels: Sequence[Any] | None) -> tuple[list[str], ...]:
-    """The student's dev split made here, as ``fit`` would make it, so no fragment comes from a dev text."""
-    texts = [str(t) for t in texts]
-    if eval_texts is not None or student.config.eval_fraction <= 0:
-        return texts, list(labels), eval_texts, eval_labels  # type: ignore[return-value]
-    return tuple(split_dataset(texts, list(labels), fraction=student.config.eval_fraction,
-                               seed=student.config.seed))

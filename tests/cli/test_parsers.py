@@ -191,3 +191,26 @@ def test_predict_output_dash_streams_json_lines(tiny_model_dir, tmp_path, capsys
     assert [str(r["id"]) for r in rows] == ["7", "8"]
     assert all(r["label"] in ("pos", "neg") for r in rows)
     assert not Path("-").exists()
+
+
+def test_federated_flags_are_the_config_fields_with_its_defaults():
+    """`lmworks federated` builds its config from the flags' table: with no flags, the config's own defaults;
+    every field of FederatedConfig has a flag (or is set otherwise), and each flag reaches its field."""
+    import dataclasses
+
+    from lmworks.cli.federated import FEDERATION, LOCAL_TRAINING, _config
+    from lmworks.federated.config import FederatedConfig, default_local_training
+
+    args = PARSER.parse_args(["federated", "simulate", "data.csv", "--output", "out"])
+    assert _config(args) == FederatedConfig(min_clients=2)
+    flagged = {row[1] for row in FEDERATION}
+    assert {f.name for f in dataclasses.fields(FederatedConfig)} - flagged == {"train", "min_clients"}
+    args = PARSER.parse_args(["federated", "simulate", "data.csv", "--output", "out", "--rounds", "3", "--scaffold",
+                              "--no-lr-decay", "--optimizer", "sgd", "--head", "cls", "--no-logit-adjustment",
+                              "--seed", "7", "--dp-clipping-norm", "2.5"])
+    config = _config(args)
+    assert (config.rounds, config.scaffold, config.lr_decay, config.dp_clipping_norm) == (3, True, False, 2.5)
+    assert (config.train.head, config.train.logit_adjustment, config.train.seed) == ("cls", False, 7)
+    assert {row[1] for row in LOCAL_TRAINING} <= {f.name for f in dataclasses.fields(default_local_training())}
+    with pytest.raises(SystemExit):  # choices come from the mode enum
+        PARSER.parse_args(["federated", "simulate", "d.csv", "--output", "o", "--optimizer", "adam"])

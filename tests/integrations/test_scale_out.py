@@ -92,7 +92,7 @@ def test_both_engines_write_the_same_columns_and_types(ray_instance, tmp_path, f
     np.testing.assert_allclose(ray_out["prob_pos"], local["prob_pos"], atol=1e-6)
 
 
-def test_ray_scores_a_multi_label_tfidf_model_from_jsonl_parts(ray_instance, tmp_path):
+def test_ray_scores_a_multi_label_tfidf_model_from_a_folder_of_ndjson_parts(ray_instance, tmp_path):
     from lmworks import TextClassifier
     from lmworks.inference.inputs import ModelInputs
     from lmworks.integrations.ray_data import RayConfig, predict_ray
@@ -101,10 +101,11 @@ def test_ray_scores_a_multi_label_tfidf_model_from_jsonl_parts(ray_instance, tmp
     labels = [["red", "round"] if "red" in t else ["blue", "square"] for t in texts]
     model = TextClassifier("tfidf", multi_label=True).fit(texts, labels, progress=False).save(tmp_path / "m")
     (tmp_path / "in").mkdir()
-    for i in range(2):
+    (tmp_path / "in" / "_SUCCESS").touch()  # what Spark leaves beside its parts: skipped
+    for i in range(2):  # .ndjson: a JSONL suffix that Ray's own reader would filter out
         pd.DataFrame({"id": range(i * 60, i * 60 + 60), "text": texts[i * 60:(i + 1) * 60]}).to_json(
-            tmp_path / "in" / f"p{i}.jsonl", orient="records", lines=True)
-    rows = predict_ray(model, tmp_path / "in" / "*.jsonl", tmp_path / "out", inputs=ModelInputs(),
+            tmp_path / "in" / f"p{i}.ndjson", orient="records", lines=True)
+    rows = predict_ray(model, tmp_path / "in", tmp_path / "out", inputs=ModelInputs(),
                        config=RayConfig(actors=2, threads_per_actor=1, batch_size=16, progress=False))
     out = read_output(tmp_path / "out")
     assert rows == 120 and list(out["id"]) == list(range(120))

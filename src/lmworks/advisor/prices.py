@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import detect_format, iter_chunks
 from ..errors import ConfigError, DataError
+from ..readers import read_frame
 
 DATE_COLUMN = "date"
 FILL_MODES = ("none", "forward")
@@ -131,12 +131,7 @@ def read_prices(path: str | Path, *, date_column: str = DATE_COLUMN, fill: str =
 
     ``rate_column`` names a column holding the cash rate rather than an asset's price.
     """
-    detect_format(path)
-    chunks = list(iter_chunks(path, encoding=encoding))
-    frame = pd.concat(chunks) if chunks else pd.DataFrame()
-    frame = frame.drop(columns=["__line__"], errors="ignore")
-    if frame.empty:
-        raise DataError(f"{path}: no rows")
+    frame = read_frame(path, encoding=encoding).drop(columns=["__line__"], errors="ignore")
     if date_column not in frame.columns:
         raise DataError(f"{path}: column {date_column!r} not found (columns: {', '.join(map(str, frame.columns))})")
     dates = pd.to_datetime(frame[date_column], errors="coerce")

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import clean_texts, iter_chunks, require_columns, row_ref
+from ..data import clean_texts
 from ..errors import DataError
+from ..readers import iter_chunks, require_columns, row_ref
 
 LOGGER = logging.getLogger("lmworks")
 YAML_SUFFIXES = (".yml", ".yaml")

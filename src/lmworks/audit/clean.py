@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import iter_chunks
 from ..errors import DataError
+from ..readers import iter_chunks, read_frame
 from .config import AuditConfig
 
 #: What counts as "drop this row" in the ``drop`` column.
@@ -22,7 +22,7 @@ def marked_rows(suspects: str | Path, data: str | Path) -> set[int]:
     """Row numbers of ``data`` marked to drop in ``suspects`` (1-based, as the audit numbers them)."""
     if not Path(suspects).is_file():
         raise DataError(f"{suspects}: file not found (run the audit with --output or --suspects first)")
-    frame = pd.read_csv(suspects, dtype=str, keep_default_na=False)
+    frame = read_frame(suspects, allow_empty=True)  # a spreadsheet may save it with ";": sniffed
     for column in ("file", "row", "drop"):
         if column not in frame.columns:
             raise DataError(f"{suspects}: column {column!r} not found: is this an audit's suspects.csv?")

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import iter_chunks, normalise_label, require_columns
+from ..data import normalise_label
 from ..errors import DataError
+from ..readers import iter_chunks, require_columns
 from .config import AuditConfig
 
 

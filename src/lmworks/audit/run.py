@@ -135,7 +135,7 @@ def audit(data: str, *, test: str | None = None, config: AuditConfig | None = No
 def _read(path: str, config: AuditConfig, notes: list[str], *, labels: bool = True,
           of: str | None = None) -> AuditRows:
     """Read one file; a missing label column means an unlabelled audit (said), not an error."""
-    from ..data import iter_chunks
+    from ..readers import iter_chunks
 
     want = labels and config.label_column is not None
     if want:

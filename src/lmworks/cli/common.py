@@ -284,6 +284,31 @@ def write_json(path: str, obj: Any) -> None:
         write_text_atomic(path, text)
 
 
+def config_option(group: Any, config: Any, flag: str, field: str, kind: Any, help: str,  # noqa: A002
+                  **kw: Any) -> None:
+    """Add ``flag`` for ``field`` of a config (dataclass or instance).
+
+    Its default, and its choices when the field holds a mode enum, come from the config, so the
+    CLI cannot drift from what the config takes.
+    """
+    from ..modes import Mode
+
+    default = getattr(config, field)
+    if isinstance(default, Mode):
+        kw.setdefault("choices", type(default).choices())
+    if kind is bool:  # a switch: --flag turns on a False default, --no-flag turns off a True one
+        group.add_argument(flag, dest=field, action="store_false" if default else "store_true", help=help, **kw)
+        return
+    if default is not None:
+        help += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
+    group.add_argument(flag, dest=field, type=kind, default=default, help=help, **kw)
+
+
+def fields_from(args: argparse.Namespace, flags: Any) -> dict[str, Any]:
+    """The config fields that ``config_option`` rows (``(flag, field, ...)``) defined, as parsed."""
+    return {row[1]: getattr(args, row[1]) for row in flags}
+
+
 #: Options that several commands share, with what each means everywhere and a phrase that every
 #: command's help for it contains. ``tests/cli/test_parsers.py`` holds each shared option to this
 #: table, so one flag cannot quietly take a second meaning; the CLI reference prints it.

@@ -52,10 +52,10 @@ def run_export(args: argparse.Namespace) -> int:
     if len(split) != 3:
         raise ConfigError(f"--split must be three numbers like 0.8,0.1,0.1, got {','.join(map(str, split))}")
     paths = export(args.name, args.output, split=split, seed=args.seed, limit=args.limit)  # type: ignore[arg-type]
-    import pandas as pd
+    from ..readers import read_frame
 
     for part, path in paths.items():
-        frame = pd.read_csv(path)
+        frame = read_frame(path)
         counts = ", ".join(f"{k}: {v}" for k, v in frame["label"].value_counts().sort_index().items())
         print(f"{part:<5} {path}  {len(frame)} rows ({counts})")
     return 0

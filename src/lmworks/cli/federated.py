@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import Any
 
 from .common import (
     ListOption,
     add_data_options,
     add_json_option,
+    config_option,
     deprecated_alias,
+    fields_from,
     need,
     positional_with_alias,
     positive_int,
@@ -21,57 +24,59 @@ from .common import (
 LOGGER = logging.getLogger("lmworks")
 
 
+#: ``lmworks federated`` flags for :class:`FederatedConfig` fields: (flag, field, type, help, extra
+#: add_argument keywords). Defaults and mode choices come from the config (``config_option``).
+FEDERATION: tuple[tuple[str, str, Any, str, dict[str, Any]], ...] = (
+    ("--rounds", "rounds", positive_int, "federated rounds", {}),
+    ("--local-epochs", "local_epochs", float, "passes over its own data each client makes per round", {}),
+    ("--local-steps", "local_steps", int, "instead of --local-epochs, every client takes exactly this many "
+     "optimiser steps per round: equal work per client keeps a large one-sided client from dominating (0: "
+     "--local-epochs)", {}),
+    ("--server-momentum", "server_momentum", float, "FedAvgM: momentum the server applies to the averaged update "
+     "across rounds", {}),
+    ("--server-lr", "server_lr", float, "FedAvgM: server learning rate on the averaged update", {}),
+    ("--server-adam", "server_adam_lr", float, "FedAdam: the server applies lmworks train's AdamW (this peak lr, "
+     "warm-up and linear decay over the rounds) to the averaged update; pair with --local-steps 1 and "
+     "--no-logit-adjustment, so that it trains like centralised fine-tuning; 0 is off", {"metavar": "LR"}),
+    ("--scaffold", "scaffold", bool, "SCAFFOLD control variates: correct each client's local steps towards the "
+     "federation's gradient, against label-skew drift (local SGD only; doubles traffic)", {}),
+    ("--fraction-fit", "fraction_fit", float, "share of connected clients trained each round", {}),
+    ("--proximal-mu", "proximal_mu", float, "FedProx proximal term; 0 is plain FedAvg", {}),
+    ("--no-lr-decay", "lr_decay", bool, "keep the learning rate of round 1 in every round (default: decay "
+     "linearly over rounds)", {}),
+    ("--dp-noise-multiplier", "dp_noise_multiplier", float, "Flower server-side differential privacy: Gaussian "
+     "noise multiplier; 0 is off", {}),
+    ("--dp-clipping-norm", "dp_clipping_norm", float, "clip each client update to this L2 norm under DP", {}),
+    ("--round-timeout", "round_timeout", float, "seconds a round waits for clients (default: no limit)", {}),
+    ("--eval-every", "eval_every", positive_int, "score the global model on the held-out data every N rounds and "
+     "after the last", {}),
+)
+#: The local-training flags (:class:`TrainConfig` fields) the server sends to every client.
+LOCAL_TRAINING: tuple[tuple[str, str, Any, str, dict[str, Any]], ...] = (
+    ("--model", "model", str, "encoder name or directory", {}),
+    ("--head", "head", str, "classification head", {}),
+    ("--optimizer", "optimizer", str, "local optimiser (AdamW lets one-class clients pull too hard)", {}),
+    ("--lr", "lr", float, "peak local learning rate", {}),
+    ("--head-lr-multiplier", "head_lr_multiplier", float, "the new head learns this many times faster", {}),
+    ("--batch-size", "batch_size", positive_int, "texts per batch", {}),
+    ("--max-length", "max_length", positive_int, "max tokens per text; longer ones are truncated", {}),
+    ("--no-logit-adjustment", "logit_adjustment", bool, "train clients without logit adjustment (for clients "
+     "whose label mixes are alike)", {}),
+    ("--freeze-embeddings", "freeze_embeddings", bool, "keep the word embeddings fixed: they are never sent, which "
+     "halves MiniLM's traffic", {}),
+    ("--seed", "seed", int, "random seed", {}),
+)
+
+
 def _training_options(p: argparse.ArgumentParser) -> None:
     from ..federated.config import FederatedConfig, default_local_training
 
-    d, t = FederatedConfig(), default_local_training()
     g = p.add_argument_group("federation")
-    g.add_argument("--rounds", type=positive_int, default=d.rounds, help=f"federated rounds (default: {d.rounds})")
-    g.add_argument("--local-epochs", type=float, default=d.local_epochs,
-                   help=f"passes over its own data each client makes per round (default: {d.local_epochs})")
-    g.add_argument("--local-steps", type=int, default=d.local_steps,
-                   help="instead of --local-epochs, every client takes exactly this many optimiser steps per round: "
-                   "equal work per client keeps a large one-sided client from dominating (default: off)")
-    g.add_argument("--server-momentum", type=float, default=d.server_momentum,
-                   help="FedAvgM: momentum the server applies to the averaged update across rounds (default: 0)")
-    g.add_argument("--server-lr", type=float, default=d.server_lr,
-                   help="FedAvgM: server learning rate on the averaged update (default: 1)")
-    g.add_argument("--server-adam", dest="server_adam_lr", type=float, default=d.server_adam_lr, metavar="LR",
-                   help="FedAdam: the server applies lmworks train's AdamW (this peak lr, warm-up and linear decay "
-                   "over the rounds) to the averaged update; pair with --local-steps 1 and --no-logit-adjustment, "
-                   "so that it trains like centralised fine-tuning (default: 0, off)")
-    g.add_argument("--scaffold", action="store_true",
-                   help="SCAFFOLD control variates: correct each client's local steps towards the federation's "
-                   "gradient, against label-skew drift (local SGD only; doubles traffic)")
-    g.add_argument("--fraction-fit", type=float, default=d.fraction_fit,
-                   help="share of connected clients trained each round (default: 1)")
-    g.add_argument("--proximal-mu", type=float, default=d.proximal_mu,
-                   help="FedProx proximal term; 0 is plain FedAvg (default: 0)")
-    g.add_argument("--no-lr-decay", dest="lr_decay", action="store_false",
-                   help="keep the learning rate of round 1 in every round (default: decay linearly over rounds)")
-    g.add_argument("--dp-noise-multiplier", type=float, default=d.dp_noise_multiplier,
-                   help="Flower server-side differential privacy: Gaussian noise multiplier (0: off)")
-    g.add_argument("--dp-clipping-norm", type=float, default=d.dp_clipping_norm,
-                   help=f"clip each client update to this L2 norm under DP (default: {d.dp_clipping_norm})")
-    g.add_argument("--round-timeout", type=float, help="seconds a round waits for clients (default: no limit)")
-    g.add_argument("--eval-every", type=positive_int, default=d.eval_every,
-                   help="score the global model on the held-out data every N rounds and after the last (default: 1)")
+    for flag, field, kind, text, kw in FEDERATION:
+        config_option(g, FederatedConfig(), flag, field, kind, text, **kw)
     m = p.add_argument_group("model and local training (sent to every client)")
-    m.add_argument("--model", default=t.model, help=f"encoder name or directory (default: {t.model})")
-    m.add_argument("--head", default=t.head, choices=["mean", "cls"], help=f"classification head (default: {t.head})")
-    m.add_argument("--optimizer", default=t.optimizer, choices=["sgd", "adamw"],
-                   help=f"local optimiser (default: {t.optimizer}; AdamW lets one-class clients pull too hard)")
-    m.add_argument("--lr", type=float, default=t.lr, help=f"peak local learning rate (default: {t.lr:g})")
-    m.add_argument("--head-lr-multiplier", type=float, default=t.head_lr_multiplier,
-                   help=f"the new head learns this many times faster (default: {t.head_lr_multiplier:g})")
-    m.add_argument("--batch-size", type=positive_int, default=t.batch_size, help="texts per batch")
-    m.add_argument("--max-length", type=positive_int, default=t.max_length,
-                   help="max tokens per text; longer ones are truncated")
-    m.add_argument("--no-logit-adjustment", dest="logit_adjustment", action="store_false",
-                   help="train clients without logit adjustment (for clients whose label mixes are alike)")
-    m.add_argument("--freeze-embeddings", action="store_true",
-                   help="keep the word embeddings fixed: they are never sent, which halves MiniLM's traffic")
-    m.add_argument("--seed", type=int, default=t.seed, help="random seed")
+    for flag, field, kind, text, kw in LOCAL_TRAINING:
+        config_option(m, default_local_training(), flag, field, kind, text, **kw)
     p.add_argument("--config-json", metavar="FILE",
                    help="take every federation and training setting from this JSON file (as written by simulate)")
 
@@ -87,17 +92,8 @@ def _config(args: argparse.Namespace):
             return FederatedConfig.from_dict(json.loads(Path(args.config_json).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as err:
             raise ConfigError(f"{args.config_json}: not a federation config ({err})") from err
-    train = default_local_training().replace(model=args.model, head=args.head, optimizer=args.optimizer, lr=args.lr,
-                                             head_lr_multiplier=args.head_lr_multiplier,
-                                             logit_adjustment=args.logit_adjustment, batch_size=args.batch_size,
-                                             max_length=args.max_length, freeze_embeddings=args.freeze_embeddings,
-                                             seed=args.seed)
-    return FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, local_steps=args.local_steps,
-                           server_momentum=args.server_momentum, server_lr=args.server_lr,
-                           server_adam_lr=args.server_adam_lr, scaffold=args.scaffold, min_clients=args.min_clients,
-                           fraction_fit=args.fraction_fit, proximal_mu=args.proximal_mu, lr_decay=args.lr_decay,
-                           dp_noise_multiplier=args.dp_noise_multiplier, dp_clipping_norm=args.dp_clipping_norm,
-                           round_timeout=args.round_timeout, eval_every=args.eval_every, train=train)
+    train = default_local_training().replace(**fields_from(args, LOCAL_TRAINING))
+    return FederatedConfig(**fields_from(args, FEDERATION), min_clients=args.min_clients, train=train)
 
 
 def register(sub) -> None:

@@ -58,9 +58,9 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict and write."""
     from ..classifier import TextClassifier
-    from ..data import detect_format
     from ..errors import ConfigError
     from ..inference.files import predict_file
+    from ..readers import detect_format
 
     if args.engine == "ray":
         if args.output == STDOUT:

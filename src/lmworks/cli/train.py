@@ -8,17 +8,14 @@ from typing import Any
 
 from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, FewShot, Pooling
 from ..training.config import TrainConfig
-from .common import add_column_options, add_data_options, add_json_option, positive_int, write_json
+from .common import add_column_options, add_data_options, add_json_option, config_option, positive_int, write_json
 
 LOGGER = logging.getLogger("lmworks")
 
 
 def _option(group, flag: str, field: str, kind, help: str, **kw) -> None:
     """Add ``flag`` for a :class:`TrainConfig` field; its default and help come from the config."""
-    default = getattr(TrainConfig, field)
-    if default is not None:
-        help += f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
-    group.add_argument(flag, dest=field, type=kind, default=default, help=help, **kw)
+    config_option(group, TrainConfig, flag, field, kind, help, **kw)
 
 
 def register(sub) -> None:

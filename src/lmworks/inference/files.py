@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import STDOUT, atomic_file
-from ..data import DEFAULT_CHUNK_SIZE, detect_format, iter_chunks
 from ..errors import DataError
+from ..readers import DEFAULT_CHUNK_SIZE, detect_format, iter_chunks
 from ..tokens import warn_truncated
 from .inputs import ModelInputs
 

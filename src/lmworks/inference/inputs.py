@@ -78,7 +78,7 @@ class ModelInputs:
         """One chunk's inputs (streamed prediction)."""
         if self.multimodal is not None:
             return rows_from_frame(path, frame, self.multimodal, self.data_columns)
-        from ..data import require_columns
+        from ..readers import require_columns
 
         require_columns(path, frame, [self.text_column])
         return clean_texts(path, frame, self.text_column)

@@ -23,7 +23,6 @@ or object store).
 
 from __future__ import annotations
 
-import glob
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +34,13 @@ from ..atomic import atomic_dir
 from ..errors import ConfigError, DataError, LmworksError
 from ..inference.files import PREDICTION_COLUMN, output_frame
 from ..inference.inputs import ModelInputs
+from ..readers import data_files, header, sniff_delimiter
 from ..runtime import logging_state, usable_cpus
 
 LOGGER = logging.getLogger("lmworks")
 
 #: The column Ray Data adds with each row's source file (``include_paths``), dropped from the output.
 PATH_COLUMN = "__lmworks_path__"
-#: File types Ray reads here, as :func:`lmworks.data.detect_format` names them.
-_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
-
 
 @dataclass
 class RayConfig:
@@ -83,28 +80,6 @@ class RayConfig:
     def threads(self) -> int:
         """Threads per actor."""
         return self.threads_per_actor or max(1, usable_cpus() // self.actors)
-
-
-def input_files(data: str | Path) -> tuple[list[str], str]:
-    """The files of ``data`` (a file, a folder of part files, or a glob) and their one format."""
-    text = str(data)
-    path = Path(text)
-    if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in _SUFFIXES
-                       and not f.name.startswith((".", "_")))
-    elif any(ch in text for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
-    elif path.is_file():
-        files = [path]
-    else:
-        raise DataError(f"{data}: file not found")
-    if not files:
-        raise DataError(f"{data}: no .csv, .jsonl or .parquet files")
-    formats = {_SUFFIXES.get(f.suffix.lower()) for f in files}
-    if None in formats or len(formats) != 1:
-        raise DataError(f"{data}: expected files of one type (.csv, .jsonl or .parquet), got "
-                        f"{sorted({f.suffix or '(none)' for f in files})}")
-    return [str(f.resolve()) for f in files], formats.pop()  # type: ignore[return-value]
 
 
 class PredictorActor:
@@ -152,7 +127,7 @@ def predict_ray(model_dir: str | Path, data: str | Path, output: str | Path, *, 
                 label_separator: str = "|") -> int:
     """Score every row of ``data`` on Ray; Parquet part files under the folder ``output``; returns the row count."""
     config = config or RayConfig()
-    files, fmt = input_files(data)
+    files, fmt = data_files(data)
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"{output}: --engine ray writes a folder of Parquet part files; this is a file")
@@ -220,16 +195,15 @@ def _init(ray: Any, config: RayConfig) -> None:
 
 def _read(ray: Any, files: list[str], fmt: str, encoding: str, delimiter: str | None) -> Any:
     """The files as a Ray Dataset, with each row's source file in :data:`PATH_COLUMN` (for error messages)."""
-    from ..data import sniff_delimiter
-
     sep = delimiter or (sniff_delimiter(files[0], encoding) if fmt == "csv" else ",")
-    header = _header(files[0], fmt, encoding, sep)
+    columns = header(files[0], encoding=encoding, delimiter=sep)
     # Ray names the source-file column "path": only when the data has no column of that name.
-    paths = "path" not in header
+    paths = "path" not in columns
+    # file_extensions=None: the files are already chosen by readers.data_files (.ndjson, .pq included)
     if fmt == "parquet":
-        dataset = ray.data.read_parquet(files, include_paths=paths)
+        dataset = ray.data.read_parquet(files, include_paths=paths, file_extensions=None)
     elif fmt == "jsonl":
-        dataset = ray.data.read_json(files, lines=True, include_paths=paths)
+        dataset = ray.data.read_json(files, lines=True, include_paths=paths, file_extensions=None)
     else:
         import pyarrow as pa
         from pyarrow import csv
@@ -237,26 +211,16 @@ def _read(ray: Any, files: list[str], fmt: str, encoding: str, delimiter: str | 
         dataset = ray.data.read_csv(
             files, read_options=csv.ReadOptions(encoding=encoding), parse_options=csv.ParseOptions(delimiter=sep),
             # every cell a string, as lmworks' own CSV reader reads them ("01" stays "01")
-            convert_options=csv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
+            convert_options=csv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()),
                                                strings_can_be_null=False),
             include_paths=paths)
     return dataset.rename_columns({"path": PATH_COLUMN}) if paths else dataset
 
 
-def _header(path: str, fmt: str, encoding: str, sep: str) -> list[str]:
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(path).names)
-    if fmt == "jsonl":
-        return list(pd.read_json(path, lines=True, nrows=1).columns)
-    return [str(c) for c in pd.read_csv(path, nrows=0, encoding=encoding, sep=sep).columns]
-
-
 def _count_rows(folder: Path) -> int:
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob("*.parquet")))
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(folder.glob("*.parquet")))  # own output
 
 
 def _user_error(err: Exception) -> Exception:

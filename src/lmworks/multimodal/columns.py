@@ -17,9 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..data import as_label_names, clean_labels, iter_chunks, require_columns, row_ref
+from ..data import Labelled, as_label_names, read_labelled
 from ..errors import ConfigError, DataError, Rule, check_known_fields, check_rules
 from ..images import IMAGE_MODELS, ImageRef
+from ..readers import require_columns, row_ref
 
 _RULES: tuple[Rule, ...] = (
     (lambda c: bool(c.text_columns or c.image_columns or c.numeric_columns or c.categorical_columns),
@@ -179,7 +180,7 @@ def rows_from_records(records: Any, config: MultimodalConfig, *, base: Path | No
 
 
 @dataclass
-class RowDataset:
+class RowDataset(Labelled):
     """Rows with optional labels, as read from one data file."""
 
     rows: list[dict[str, Any]]
@@ -194,26 +195,14 @@ class RowDataset:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def require_labels(self) -> list[Any]:
-        """The labels; a :class:`DataError` if the data was read without a label column."""
-        if self.labels is None:
-            raise DataError(f"{self.source}: no labels were read")
-        return self.labels
-
 
 def read_rows(path: str | Path, config: MultimodalConfig, *, label_column: str | None = "label",
               multi_label: bool = False, label_separator: str = "|", encoding: str = "utf-8",
               delimiter: str | None = None, data_columns: dict[str, str] | None = None) -> RowDataset:
     """Read a whole data file as checked rows (and labels, unless ``label_column`` is ``None``)."""
-    rows: list[dict[str, Any]] = []
-    labels: list[Any] | None = [] if label_column else None
-    for chunk in iter_chunks(path, encoding=encoding, delimiter=delimiter):
-        rows.extend(rows_from_frame(path, chunk, config, data_columns))
-        if label_column and labels is not None:
-            require_columns(path, chunk, [label_column])
-            labels.extend(clean_labels(path, chunk, label_column, multi_label=multi_label, separator=label_separator))
-    if not rows:
-        raise DataError(f"{path}: no rows")
+    rows, labels = read_labelled(path, lambda chunk: rows_from_frame(path, chunk, config, data_columns),
+                                 label_column=label_column, multi_label=multi_label, label_separator=label_separator,
+                                 encoding=encoding, delimiter=delimiter)
     return RowDataset(rows, as_label_names(labels, multi_label) if labels is not None else None, str(path))
 
 

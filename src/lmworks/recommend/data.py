@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import detect_format, iter_chunks, read_atomic, require_columns, row_ref
 from ..errors import DataError
+from ..readers import read_frame, require_columns, row_ref
 
-ATOMIC_SUFFIXES = (".inter", ".item", ".user")
 TRUE_WORDS = {"1", "true", "yes", "y", "t", "click", "clicked"}
 FALSE_WORDS = {"0", "false", "no", "n", "f", ""}
 
@@ -72,17 +71,6 @@ class Items:
         return len(self.ids)
 
 
-def _read_frame(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
-    """The whole file as one DataFrame, RecBole atomic files included."""
-    if Path(str(path)).suffix.lower() in ATOMIC_SUFFIXES:
-        return read_atomic(path, encoding=encoding)
-    detect_format(path)
-    chunks = list(iter_chunks(path, encoding=encoding))
-    if not chunks:
-        raise DataError(f"{path}: no rows")
-    return pd.concat(chunks)
-
-
 def _as_id(path, frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
     bad = values.isna() | (values.astype(str).str.strip() == "")
@@ -107,7 +95,7 @@ def read_interactions(
     click log). Timestamps may be numbers (Unix seconds) or ISO 8601 strings.
     """
     columns = columns or Columns()
-    frame = _read_frame(path, encoding=encoding)
+    frame = read_frame(path, encoding=encoding, atomic=True)
     if frame.empty:
         raise DataError(f"{path}: no interactions")
     require_columns(path, frame, [columns.user, columns.item, columns.timestamp])
@@ -169,7 +157,7 @@ def read_items(
     Items may lack text (an empty cell, or no row at all): they are kept with an
     empty text and the model ranks them from interactions alone.
     """
-    frame = _read_frame(path, encoding=encoding)
+    frame = read_frame(path, encoding=encoding, atomic=True)
     require_columns(path, frame, [id_column])
     fields = text_fields or [c for c in frame.columns if c not in (id_column, "__line__")]
     require_columns(path, frame, fields)
