@@ -9,16 +9,14 @@ the training window, never on the test year.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from ..errors import ConfigError
 from ..modes import Mode
+from ..training.keep_best import KeepBest
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -102,17 +100,15 @@ def train_agent(kind: AgentKind | str, env: Any, config: AgentConfig, seed: int,
     try:
         model = make_agent(kind, env, config, seed)
         chunk = max(1, config.timesteps // config.evaluations)
-        best, best_state = -np.inf, None
+        keeper = KeepBest()  # every evaluation runs: RL validation curves are too noisy for patience
         for done in range(chunk, config.timesteps + 1, chunk):
             model.learn(total_timesteps=chunk, reset_num_timesteps=False)
             utility = validate(model)
             if progress is not None:
                 progress(done, utility)
-            if utility > best:
-                best, best_state = utility, copy.deepcopy(model.policy.state_dict())
-        if best_state is not None:
-            model.policy.load_state_dict(best_state)
-        model.validation_utility_ = best
+            keeper.update(utility, model.policy.state_dict, done)
+        keeper.restore(model.policy.load_state_dict)
+        model.validation_utility_ = keeper.best_score
         return model
     finally:
         torch.set_num_threads(previous)

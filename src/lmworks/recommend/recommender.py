@@ -9,7 +9,6 @@ training reported.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -25,6 +24,7 @@ import torch
 from ..atomic import atomic_dir
 from ..errors import ConfigError, DataError
 from ..model_dir import check_output_dir, read_manifest, write_manifest
+from ..training.keep_best import KeepBest
 from .metrics import evaluate_ranking
 from .model import RecommenderConfig, TwoTower, cosine_lr, pad_histories, train_epoch, training_examples
 from .split import Dataset, Holdout
@@ -114,7 +114,7 @@ class TextRecommender:
         """
         cfg = self.config
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        best_state, best_score, best_epoch, bad = None, -1.0, 0, 0
+        keeper = KeepBest(patience=cfg.patience)
         history: list[dict[str, float]] = []
         bar = _progress(cfg.epochs, progress)
         for epoch in range(cfg.epochs):
@@ -126,21 +126,17 @@ class TextRecommender:
             if self.data_.valid.relevant:
                 score = self.evaluate("valid")[f"ndcg@{cfg.k}"]
                 record[f"valid_ndcg@{cfg.k}"] = round(score, 4)
-                if score > best_score:
-                    best_state, best_score, best_epoch, bad = copy.deepcopy(model.state_dict()), score, epoch + 1, 0
-                else:
-                    bad += 1
+                keeper.update(score, model.state_dict, epoch + 1)
             history.append(record)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: v for k, v in record.items() if k != "epoch"})
-            if bad >= cfg.patience:
+            if keeper.exhausted:
                 break
         if bar is not None:
             bar.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        return history, best_epoch
+        keeper.restore(model.load_state_dict)
+        return history, keeper.best_at
 
     def _prepare(self, data: Dataset) -> None:
         """Index structures: what trains (``train_*``) and what answers requests and the test set.

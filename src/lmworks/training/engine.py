@@ -35,6 +35,7 @@ from ..modes import Adversarial
 from ..runtime import distributed, seed_everything
 from .checkpoint import STATE_FILE, TrainerState, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .keep_best import KeepBest
 from .objectives import Objective
 from .optim import make_optimizer, make_scheduler
 
@@ -342,21 +343,19 @@ class Trainer:
         with torch.inference_mode():
             score, metrics = self.eval_fn(self.network)
         self.network.train()
-        improved = score > state.best_score
+        # the resumable TrainerState holds the keep-best record between evaluations (and runs)
+        keeper = KeepBest(self.config.patience, state.best_score, state.best_step, state.evals_since_best,
+                          self.best_state)
+        improved = keeper.update(score, self.network.state_dict, state.step)
+        state.best_score, state.best_step, state.evals_since_best = keeper.best_score, keeper.best_at, keeper.since_best
+        self.best_state = keeper.best_state
         self._log({"event": "eval", "step": state.step, "epoch": state.epoch + 1, "score": score,
                    "improved": improved, "metrics": metrics}, state)
         if distributed()[0] == 0:
             LOGGER.info("step %d: dev macro-F1 %.4f%s", state.step, score, " (best)" if improved else "")
-        if improved:
-            state.best_score, state.best_step, state.evals_since_best = score, state.step, 0
-            self.best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
-        else:
-            state.evals_since_best += 1
         if self.monitor is not None:
             self.monitor.on_evaluate(epochs, score, metrics)
-        if improved:
-            return False
-        return self.config.patience > 0 and state.evals_since_best >= self.config.patience
+        return keeper.exhausted
 
     def _log(self, record: dict[str, Any], state: TrainerState) -> None:
         state.history.append(record)
