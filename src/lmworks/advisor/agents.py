@@ -76,6 +76,15 @@ def make_agent(kind: AgentKind | str, env: Any, config: AgentConfig, seed: int) 
     sb3 = require_sb3()
     kind = AgentKind.parse(kind)
     policy_kwargs = {"net_arch": list(config.net)}
+    model = _new_model(sb3, kind, env, config, seed, policy_kwargs)
+    # stable-baselines3's default logger makes a /tmp/SB3-<time> folder on every learn(); log nowhere
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
+def _new_model(sb3: Any, kind: AgentKind, env: Any, config: AgentConfig, seed: int, policy_kwargs: dict) -> Any:
     if kind is AgentKind.PPO:
         return sb3.PPO("MlpPolicy", env, learning_rate=config.learning_rate, gamma=config.gamma, n_steps=520,
                        batch_size=130, n_epochs=10, ent_coef=0.0, seed=seed, policy_kwargs=policy_kwargs,

@@ -1,5 +1,9 @@
 """Federated fine-tuning on Flower: the data stays with its owners, only weights travel.
 
+Built on Flower's deployment runtime: the server starts a SuperLink and submits the
+lmworks Flower app (:mod:`.app`: a ServerApp and a ClientApp); each client starts a
+SuperNode, which runs the ClientApp on its owner's rows.
+
 A server (:func:`run_server`) holds the global model and a Flower strategy (FedAvg
 weighted by examples, FedProx when ``proximal_mu > 0``, optionally with Flower's
 server-side differential privacy). Each client (:func:`run_client`) holds one
@@ -7,7 +11,7 @@ owner's data file, trains the global weights on it for a fraction of an epoch wi
 the same training core as ``lmworks train``, and sends back only the updated
 weights, its example count and its training loss. :func:`simulate` splits one file
 non-IID over N clients (Dirichlet over labels) and runs the server and the clients
-as real processes talking gRPC over 127.0.0.1.
+as real processes talking over 127.0.0.1.
 
 Flower is an optional dependency: ``pip install 'lmworks[federated]'``.
 """

@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flwr.client import NumPyClient
 
-from ..errors import ConfigError, DataError, LmworksError
+from ..atomic import atomic_file
+from ..errors import DataError, LmworksError
 from ..training.config import TrainConfig
 from .model import FederatedModel
 from .protocol import PROTOCOL, FederationError
 
 LOGGER = logging.getLogger("lmworks")
+#: The Flower node-state key of SCAFFOLD's client control variate.
+CONTROL = "lmworks.scaffold_control"
+#: The round a ClientApp last finished, for the wrapper process.
+PROGRESS_FILE = "progress.json"
 
 
 class ServerLost(LmworksError):
@@ -39,10 +45,16 @@ class LmworksClient(NumPyClient):
         Torch threads for local training.
     progress:
         Show a progress bar for each round's local training.
+    state:
+        Flower's per-node state (``Context.state``), which outlives the ClientApp process of one
+        round: SCAFFOLD's control variate ``c_i`` is kept there.
+    job_dir:
+        Where the wrapper process (:func:`run_client`) reads this client's progress and errors.
     """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[str], *, source: str = "client data",
-                 model: str | None = None, num_threads: int | None = None, progress: bool = False) -> None:
+                 model: str | None = None, num_threads: int | None = None, progress: bool = False,
+                 state: Any = None, job_dir: Path | None = None) -> None:
         self.texts, self.labels = list(texts), [str(y) for y in labels]
         if not self.texts:
             raise DataError(f"{source}: no rows; a client needs data to train on")
@@ -55,7 +67,10 @@ class LmworksClient(NumPyClient):
         self.targets: np.ndarray | None = None
         self.rounds_done = 0
         self.rounds_total: int | None = None
+        self.state, self.job_dir = state, job_dir
         self.control: list[np.ndarray] | None = None  # SCAFFOLD's c_i; stays on this client
+        if state is not None and CONTROL in state:
+            self.control = state[CONTROL].to_numpy_ndarrays()
 
     def _setup(self, config: dict[str, Any]) -> FederatedModel:
         """The first round: check protocol, labels and fingerprint against the server's, then build the model."""
@@ -92,6 +107,14 @@ class LmworksClient(NumPyClient):
 
     def fit(self, parameters, config):
         """Train the received weights on the local rows; return weights, row count and a few numbers."""
+        if self.job_dir is None:
+            return self._fit(parameters, config)
+        from .protocol import reported
+
+        with reported(self.job_dir):
+            return self._fit(parameters, config)
+
+    def _fit(self, parameters, config):
         if self.model is None:
             self.model = self._setup(config)
         assert self.targets is not None
@@ -113,7 +136,16 @@ class LmworksClient(NumPyClient):
         weights = self.model.get_arrays()
         if server_control is not None:
             weights = weights + self._scaffold_update(parameters, weights, server_control, train, int(info["steps"]))
+        self._report({"round": self.rounds_done, "rounds": self.rounds_total, "rows": len(self.texts),
+                      "seconds": float(info["train_seconds"]), "loss": float(info["mean_loss"]),
+                      "fraction_fit": float(config.get("fraction_fit", 1.0))})
         return weights, len(self.texts), metrics
+
+    def _report(self, progress: dict[str, Any]) -> None:
+        """Tell the wrapper process which round this client finished (it prints the progress)."""
+        if self.job_dir is not None:
+            with atomic_file(self.job_dir / PROGRESS_FILE) as fh:
+                json.dump(progress, fh)
 
     def _scaffold_split(self, parameters):
         """SCAFFOLD: weights, the server's control variate, and this client's correction ``c - c_i``."""
@@ -134,6 +166,10 @@ class LmworksClient(NumPyClient):
                               self.model.step_coefficients(train, steps))
         delta = [a - b for a, b in zip(new, self.control)]
         self.control = new
+        if self.state is not None:
+            from flwr.app import ArrayRecord
+
+            self.state[CONTROL] = ArrayRecord(new)
         return delta
 
     def evaluate(self, parameters, config):  # noqa: D102 - the server evaluates on its own held-out data
@@ -144,6 +180,7 @@ def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "c
                 model: str | None = None, num_threads: int | None = None, progress: bool = False) -> LmworksClient:
     """A Flower ``NumPyClient`` that trains on ``texts``/``labels`` and returns only weights."""
     return LmworksClient(texts, labels, source=source, model=model, num_threads=num_threads, progress=progress)
+
 
 
 def run_client(
@@ -157,56 +194,110 @@ def run_client(
     max_wait: float = 60.0,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Join the federation at ``address`` and train until the server ends it.
+    """Join the federation at ``address`` (the server's SuperLink) and train until the server ends it.
 
-    Raises :class:`ServerLost` when the server cannot be reached within ``max_wait``
-    seconds, or goes away before the last round (the client keeps no state worth corrupting: the
-    global model lives with the server, which writes it atomically each round).
+    Flower's SuperNode runs as a child process; for each round it starts the ClientApp of
+    :mod:`lmworks.federated.app`, which trains on these rows, written to this client's private
+    directory (mode 0700, removed afterwards). Only weights, the row count and the training
+    numbers go to the server. Raises :class:`ServerLost` when the server cannot be reached
+    within ``max_wait`` seconds, or goes away before the last round (the client keeps no state
+    worth corrupting: the global model lives with the server, which writes it atomically each
+    round), and the ClientApp's own error (a refused model, unknown labels) as itself.
     """
-    import grpc
-    from flwr.client import start_client
+    import tempfile
 
-    from .server import quiet_flower
+    from .deployment import flower_command, free_port, spawn, stop, write_rows
 
-    client = make_client(texts, labels, source=source, model=model, num_threads=num_threads, progress=progress)
+    client = make_client(texts, labels, source=source, model=model, num_threads=num_threads)
     wait_for_server(address, max_wait)
-    try:
-        with quiet_flower():
-            start_client(server_address=address, client=client.to_client(), insecure=True)
-    except grpc.RpcError as err:
-        raise ServerLost(_lost(address, client, f"{err.code().name}")) from err
-    # A server that ends the federation says goodbye (start_client returns); one that dies
-    # breaks the stream (RpcError above). A client not sampled in the last rounds is fine.
-    if client.rounds_total is None:
-        LOGGER.warning("the server at %s ended the federation before this client trained", address)
+    with tempfile.TemporaryDirectory(prefix="lmworks-client-") as tmp:
+        home = Path(tmp)  # mkdtemp: private to this user
+        job = {"data": str(write_rows(home / "data.jsonl", client.texts, client.labels)), "source": source,
+               "model": model, "num_threads": num_threads}
+        (home / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        node = spawn([flower_command("flower-supernode"), "--insecure", "--superlink", address, "--port",
+                      str(free_port()), "--node-config", f"job={json.dumps(str(home / 'job.json'))}"],
+                     home / "supernode.log", home)
+        try:
+            _follow(node, home, address, client, progress=progress)
+        finally:
+            stop(node)
     return {"rounds": client.rounds_done}
 
 
+def _follow(node, home: Path, address: str, client: LmworksClient, *, progress: bool) -> None:
+    """Report each round the ClientApp finishes, until the server goes away; raise what went wrong."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from .deployment import answering, read_json, tail
+
+    gone_since: float | None = None
+    fraction = 1.0
+    bar = tqdm(unit="round", desc="federated rounds", disable=not progress)
+    while True:
+        _raise_reported(home)
+        done = read_json(home / PROGRESS_FILE)
+        if done and done["round"] != client.rounds_done:
+            client.rounds_done, client.rounds_total, fraction = done["round"], done["rounds"], done["fraction_fit"]
+            LOGGER.info("round %d/%d: trained on %d texts in %.0f s, loss %.4f", done["round"], done["rounds"],
+                        done["rows"], done["seconds"], done["loss"])
+            bar.total = done["rounds"]
+            bar.update(done["round"] - bar.n)
+        if node.poll() is not None:
+            raise LmworksError(f"Flower's SuperNode stopped (status {node.returncode}): "
+                               f"{tail(home / 'supernode.log')}")
+        if answering(address, timeout=1.0):
+            gone_since = None
+        elif gone_since is None:
+            gone_since = time.monotonic()
+        elif time.monotonic() - gone_since > 2.0:
+            break
+        time.sleep(0.5)
+    bar.close()
+    _raise_reported(home)
+    if client.rounds_total is not None and client.rounds_done == client.rounds_total:
+        return
+    if client.rounds_done and fraction < 1:  # not sampled in the last round(s): Flower does not say goodbye
+        LOGGER.warning("the server at %s ended the federation; this client last trained in round %d of %d",
+                       address, client.rounds_done, client.rounds_total)
+        return
+    raise ServerLost(_lost(address, client, "it stopped answering"))
+
+
+def _raise_reported(home: Path) -> None:
+    """Raise the error the ClientApp wrote, as its own class where it is one of lmworks' federated errors."""
+    from .protocol import ERROR_FILE
+
+    path = home / ERROR_FILE
+    if path.exists():
+        kind, _, message = path.read_text(encoding="utf-8").partition("\t")
+        raise {"FederationError": FederationError, "DataError": DataError}.get(kind, LmworksError)(message)
+
+
 def wait_for_server(address: str, max_wait: float, *, exited: Callable[[], int | None] = lambda: None) -> None:
-    """Block until ``address`` accepts TCP connections (Flower's gRPC stream does not retry).
+    """Block until ``address`` accepts TCP connections (a SuperNode would otherwise retry forever).
 
     ``exited()`` (e.g. a server ``Popen.poll``) returning a status stops the wait early.
     """
-    import socket
     import time
 
-    host, _, port = address.rpartition(":")
+    from .deployment import answering, local_address
+
+    target = local_address(address)
     deadline = time.monotonic() + max_wait
     while True:
         status = exited()
         if status is not None:
             raise ServerLost(f"the federated server at {address} exited with status {status} before "
                              "accepting clients")
-        try:
-            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=2):
-                return
-        except OSError as err:
-            if time.monotonic() >= deadline:
-                raise ServerLost(f"cannot reach the federated server at {address} within {max_wait:.0f} s "
-                                 f"({err.strerror or err}); is it running?") from err
-            time.sleep(0.5)
-        except ValueError as err:
-            raise ConfigError(f"server address must be HOST:PORT, got {address!r}") from err
+        if answering(target):
+            return
+        if time.monotonic() >= deadline:
+            raise ServerLost(f"cannot reach the federated server at {address} within {max_wait:.0f} s; "
+                             "is it running?")
+        time.sleep(0.5)
 
 
 def _lost(address: str, client: Any, why: str) -> str:

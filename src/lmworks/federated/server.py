@@ -15,10 +15,9 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.strategy import Strategy
 
 from ..atomic import atomic_file
-from ..errors import DataError
+from ..errors import DataError, LmworksError
 from .config import FederatedConfig
 from .model import FederatedModel
-from .protocol import PROTOCOL
 
 LOGGER = logging.getLogger("lmworks")
 LOG_FILE = "federated_log.jsonl"
@@ -168,8 +167,9 @@ class RoundRecorder:
     """
 
     def __init__(self, model: FederatedModel, config: FederatedConfig, *, eval_texts: Sequence[str] | None,
-                 eval_labels: Sequence[str] | None, output: Path | None) -> None:
+                 eval_labels: Sequence[str] | None, output: Path | None, log_file: Path | None = None) -> None:
         self.model, self.config, self.output = model, config, output
+        self.log_file = log_file if log_file is not None else (output / LOG_FILE if output is not None else None)
         self.eval_texts = list(eval_texts) if eval_texts is not None else None
         self.eval_labels = [str(y) for y in eval_labels] if eval_labels is not None else None
         self.log: list[dict[str, Any]] = []
@@ -210,14 +210,14 @@ class RoundRecorder:
         if metrics is not None:
             entry["eval"] = {k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}
         entry["seconds"] = round(time.perf_counter() - self.started, 2)
-        if self.output is None:
-            return
-        info = {"federated": {**self.config.to_dict(), "rounds_done": server_round,
-                              "fingerprint": self.model.fingerprint},
-                "clients_last_round": len(entry["clients"])}
-        self.model.classifier(dev_metrics=metrics, info=info).save(self.output)
-        with atomic_file(self.output / LOG_FILE) as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in log)
+        if self.output is not None:
+            info = {"federated": {**self.config.to_dict(), "rounds_done": server_round,
+                                  "fingerprint": self.model.fingerprint},
+                    "clients_last_round": len(entry["clients"])}
+            self.model.classifier(dev_metrics=metrics, info=info).save(self.output)
+        if self.log_file is not None:
+            with atomic_file(self.log_file) as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in log)
 
 
 def run_server(
@@ -231,73 +231,97 @@ def run_server(
 ) -> dict[str, Any]:
     """Serve ``config.rounds`` rounds of federated training to clients connecting at ``address``.
 
-    After every round the global model is scored on the server's held-out data (when
+    Starts Flower's SuperLink on ``address`` as a child process and submits the lmworks
+    Flower app (:mod:`lmworks.federated.app`) to it; Flower runs the ServerApp in its own
+    process. After every round the global model is scored on the server's held-out data (when
     given) and written to ``output`` as an ordinary lmworks model directory (atomically:
     a crash mid-round leaves the previous round's model intact). ``output/federated_log.jsonl``
     records per round which clients sent what (example counts, array shapes, metric
     names) and the held-out metrics. Returns the final metrics and the log.
     """
-    import flwr
-    from flwr.server import ServerConfig
+    import tempfile
 
+    from .deployment import FlowerCLI, flower_command, read_log, split_address, stop, write_rows
+
+    labels = _check_labels(labels, eval_texts, eval_labels)
+    host, port = split_address(address)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lmworks-server-") as tmp:
+        home = Path(tmp)
+        log_file = Path(output).resolve() / LOG_FILE if output is not None else home / LOG_FILE
+        job = {"config": config.to_dict(), "labels": labels, "log": str(log_file),
+               "output": str(Path(output).resolve()) if output is not None else None,
+               "eval": None if eval_texts is None or eval_labels is None
+               else str(write_rows(home / "eval.jsonl", eval_texts, eval_labels))}
+        (home / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        link = _start_superlink(home, host, port, address, flower_command("flower-superlink"))
+        try:
+            LOGGER.info("federated server on %s: %s with labels %s, %d round(s)", address, config.train.model,
+                        labels, config.rounds)
+            cli = FlowerCLI(home, address)
+            _await_run(cli, cli.submit({"job": str(home / "job.json")}), link, home, log_file, config.rounds)
+        finally:
+            stop(link)
+        log = read_log(log_file)
+    final = log[-1].get("eval") if log else None
+    return {"rounds": len(log), "final": final, "log": log, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _check_labels(labels: Sequence[str], eval_texts, eval_labels) -> list[str]:
     labels = [str(x) for x in labels]
     if len(set(labels)) < 2:
         raise DataError(f"a federation needs at least two labels, got {labels}")
     unknown = sorted({str(y) for y in eval_labels or []} - set(labels))
     if eval_texts is not None and unknown:
         raise DataError(f"eval data has label(s) {unknown} that are not among the federation's labels {labels}")
-    model = FederatedModel(labels, config.train)
-    LOGGER.info("federated server on %s: %s with labels %s, %d round(s), model %s", address, config.train.model,
-                labels, config.rounds, model.fingerprint)
-    recorder = RoundRecorder(model, config, eval_texts=eval_texts, eval_labels=eval_labels,
-                             output=Path(output) if output is not None else None)
-
-    def fit_config(server_round: int) -> dict:
-        return {"round": server_round, "rounds": config.rounds, "protocol": PROTOCOL,
-                "fingerprint": model.fingerprint, "labels": json.dumps(labels),
-                "train_config": json.dumps(config.round_training(server_round).to_dict()), "scaffold": config.scaffold}
-
-    strategy = build_strategy(config, model, on_round=recorder.record, evaluate_fn=recorder.evaluate,
-                              fit_config=fit_config)
-    with quiet_flower():
-        flwr.server.start_server(server_address=address, strategy=strategy,
-                                 config=ServerConfig(num_rounds=config.rounds, round_timeout=config.round_timeout))
-    log = recorder.log
-    final = log[-1].get("eval") if log else None
-    return {"rounds": len(log), "final": final, "log": log, "fingerprint": model.fingerprint,
-            "seconds": round(time.perf_counter() - recorder.started, 2)}
+    return labels
 
 
-class quiet_flower:
-    """Keep Flower's warnings and errors, drop its per-message INFO chatter.
+def _start_superlink(home: Path, host: str, port: int, address: str, command: str):
+    """Flower's SuperLink on ``host:port`` (Fleet and Control API), its ServerApps run as its subprocesses."""
+    from .deployment import answering, local_address, spawn, tail, wait_until
 
-    Flower also warns about its deprecated gRPC entry points on every start, and logs a
-    traceback for any exception a client raises; an lmworks error is printed by the CLI
-    as one line instead.
-    """
+    link = spawn([command, "--insecure", "--disable-runtime-dependency-installation", "--host", host,
+                  "--port", str(port)], home / "superlink.log", home)
+    ready = wait_until(lambda: link.poll() is not None or answering(local_address(address), timeout=1.0), 120)
+    if link.poll() is not None or not ready:
+        from .deployment import stop
 
-    def __enter__(self) -> quiet_flower:
-        import warnings
+        stop(link)
+        raise LmworksError(f"Flower's SuperLink did not start on {address}: {tail(home / 'superlink.log')}")
+    return link
 
-        from ..errors import LmworksError
 
-        self._logger = logging.getLogger("flwr")
-        self._level = self._logger.level
-        self._logger.setLevel(logging.WARNING)
+def _await_run(cli, run_id: int, link, home: Path, log_file: Path, rounds: int) -> None:
+    """Until Flower reports the run finished: log each round, fail on the app's error or a dead SuperLink."""
+    from .deployment import tail
+    from .protocol import ERROR_FILE
 
-        def strip_own_errors(record: logging.LogRecord) -> bool:
-            if record.exc_info and isinstance(record.exc_info[1], LmworksError):
-                return False
-            return "deprecated" not in record.getMessage().lower()
+    shown = 0
+    while True:
+        shown = show_progress(log_file, shown, rounds)
+        if link.poll() is not None:
+            raise LmworksError(f"Flower's SuperLink stopped (status {link.returncode}): "
+                               f"{tail(home / 'superlink.log')}")
+        status = cli.status(run_id)
+        if status.startswith("finished"):
+            break
+        time.sleep(1.0)
+    show_progress(log_file, shown, rounds)
+    if status != "finished:completed":
+        error = home / ERROR_FILE
+        why = error.read_text(encoding="utf-8").partition("\t")[2] if error.exists() else status
+        raise LmworksError(f"the federated run failed: {why}")
 
-        self._filter = strip_own_errors
-        self._logger.addFilter(self._filter)
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self._warnings.__exit__(*exc)
-        self._logger.removeFilter(self._filter)
-        self._logger.setLevel(self._level)
+def show_progress(log_file: Path, shown: int, total: int) -> int:
+    """Log the rounds the ServerApp has finished since the last call; return how many are shown."""
+    from .deployment import read_log
+
+    rounds = read_log(log_file)
+    for entry in rounds[shown:]:
+        ev = entry.get("eval") or {}
+        LOGGER.info("round %d/%d done after %.0f s: %d client update(s), held-out accuracy %s", entry["round"], total,
+                    entry.get("seconds", 0), len(entry.get("clients", [])),
+                    f"{ev['accuracy']:.4f}" if "accuracy" in ev else "-")
+    return len(rounds)

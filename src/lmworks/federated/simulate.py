@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,28 +17,11 @@ from ..errors import LmworksError
 from ..runtime import usable_cpus
 from .client import ServerLost, wait_for_server
 from .config import FederatedConfig
-from .server import LOG_FILE
+from .deployment import free_port, read_log, tail, write_rows
+from .server import LOG_FILE, show_progress
 from .split import dirichlet_split
 
 LOGGER = logging.getLogger("lmworks")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _write_jsonl(path: Path, texts: Sequence[str], labels: Sequence[str]) -> Path:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n" for t, y in zip(texts, labels))
-    return path
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines() if path.exists() else []
-    errors = [line for line in text if "error" in line.lower()]
-    return (errors[-1] if errors else " | ".join(text[-lines:])) or "(no output)"
 
 
 def simulate(
@@ -61,33 +43,33 @@ def simulate(
 
     Each client is its own ``lmworks federated client`` process reading only its own
     shard file; the server is an ``lmworks federated server`` process scoring the global
-    model on ``eval_*`` each round and writing it to ``output``. They talk gRPC over
-    127.0.0.1, as they would across machines. Returns the shard sizes, the per-round log
-    and the final held-out metrics.
+    model on ``eval_*`` each round and writing it to ``output``. They talk through Flower's
+    SuperLink and SuperNodes over 127.0.0.1, as they would across machines. Returns the shard
+    sizes, the per-round log and the final held-out metrics.
     """
     labels = [str(y) for y in labels]
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lmworks-federated-"))
     work.mkdir(parents=True, exist_ok=True)
     shard_info = _write_shards(work, texts, labels, n_clients=n_clients, alpha=alpha, seed=split_seed)
-    eval_file = _write_jsonl(work / "eval.jsonl", eval_texts, [str(y) for y in eval_labels])
+    eval_file = write_rows(work / "eval.jsonl", eval_texts, [str(y) for y in eval_labels])
     config_file = work / "federated.json"
     config_file.write_text(json.dumps({**config.to_dict(), "min_clients": n_clients}), encoding="utf-8")
     names = sorted(set(labels) | {str(y) for y in eval_labels})
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     threads = client_threads or max(1, usable_cpus() // n_clients)
     federation = _Federation(work, Path(output), config.rounds)
     _exit_on_sigterm()  # so the finally below stops the server and clients, not only Ctrl-C
     try:
-        federation.start_server(["--address", address, "--config-json", str(config_file), "--eval", str(eval_file),
+        federation.launch_server(["--address", address, "--config-json", str(config_file), "--eval", str(eval_file),
                                  "--labels", ",".join(names), "--output", str(output)])
         federation.wait_for(address)
         for i in range(n_clients):
-            federation.start_client(i, [str(work / f"client_{i}.jsonl"), "--server", address,
+            federation.launch_client(i, [str(work / f"client_{i}.jsonl"), "--server", address,
                                         "--threads", str(threads), "--quiet"])
         federation.watch(timeout)
     finally:
         federation.stop()
-    rounds = [json.loads(line) for line in (Path(output) / LOG_FILE).read_text().splitlines() if line.strip()]
+    rounds = read_log(Path(output) / LOG_FILE)
     return {"clients": shard_info, "rounds": rounds, "final": rounds[-1].get("eval") if rounds else None,
             "workdir": str(work), "address": address}
 
@@ -98,7 +80,7 @@ def _write_shards(work: Path, texts: Sequence[str], labels: list[str], *, n_clie
     info = []
     for i, rows in enumerate(dirichlet_split(labels, n_clients, alpha, seed=seed)):
         shard_texts, shard_labels = [texts[j] for j in rows], [labels[j] for j in rows]
-        _write_jsonl(work / f"client_{i}.jsonl", shard_texts, shard_labels)
+        write_rows(work / f"client_{i}.jsonl", shard_texts, shard_labels)
         info.append({"client": i, "rows": len(rows), "labels": dict(sorted(Counter(shard_labels).items()))})
         LOGGER.info("client %d: %d rows %s", i, len(rows), info[-1]["labels"])
     return info
@@ -120,10 +102,10 @@ class _Federation:
         return subprocess.Popen([sys.executable, "-m", "lmworks", "federated", role, *args], stdout=fh,
                                 stderr=subprocess.STDOUT)
 
-    def start_server(self, args: list[str]) -> None:
+    def launch_server(self, args: list[str]) -> None:
         self.server = self._start("server", args, self.work / "server.log")
 
-    def start_client(self, index: int, args: list[str]) -> None:
+    def launch_client(self, index: int, args: list[str]) -> None:
         self.clients.append(self._start("client", args, self.work / f"client_{index}.log"))
 
     def wait_for(self, address: str) -> None:
@@ -131,11 +113,11 @@ class _Federation:
         try:
             wait_for_server(address, 300, exited=self.server.poll)
         except ServerLost as err:
-            raise LmworksError(f"{err}: {_tail(self.work / 'server.log')}") from err
+            raise LmworksError(f"{err}: {tail(self.work / 'server.log')}") from err
 
     def _client_failed(self, index: int, proc: subprocess.Popen) -> LmworksError:
         return LmworksError(f"client {index} failed (status {proc.returncode}): "
-                            f"{_tail(self.work / f'client_{index}.log')}")
+                            f"{tail(self.work / f'client_{index}.log')}")
 
     def watch(self, timeout: float | None) -> None:
         """Until the server ends: fail fast on a failed client or the timeout, log finished rounds."""
@@ -145,17 +127,17 @@ class _Federation:
             for i, proc in enumerate(self.clients):
                 if proc.poll() not in (None, 0):
                     raise self._client_failed(i, proc)
-            self.shown = _show_progress(self.output / LOG_FILE, self.shown, self.rounds)
+            self.shown = show_progress(self.output / LOG_FILE, self.shown, self.rounds)
             if deadline is not None and time.monotonic() > deadline:
                 raise LmworksError(f"the federation did not finish within {timeout:.0f} s (logs in {self.work})")
             time.sleep(0.5)
         if self.server.returncode != 0:
             raise LmworksError(f"the federated server failed (status {self.server.returncode}): "
-                               f"{_tail(self.work / 'server.log')}")
+                               f"{tail(self.work / 'server.log')}")
         for i, proc in enumerate(self.clients):
             if proc.wait(timeout=120) != 0:
                 raise self._client_failed(i, proc)
-        _show_progress(self.output / LOG_FILE, self.shown, self.rounds)
+        show_progress(self.output / LOG_FILE, self.shown, self.rounds)
 
     def stop(self) -> None:
         """Kill whatever still runs and close the logs."""
@@ -173,16 +155,3 @@ def _exit_on_sigterm() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
-def _show_progress(log_file: Path, shown: int, total: int) -> int:
-    """Log the rounds the server has finished since the last call."""
-    if not log_file.exists():
-        return shown
-    rounds = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
-    for entry in rounds[shown:]:
-        ev = entry.get("eval") or {}
-        LOGGER.info("round %d/%d done after %.0f s: %d client update(s), held-out accuracy %s", entry["round"], total,
-                    entry.get("seconds", 0), len(entry.get("clients", [])),
-                    f"{ev['accuracy']:.4f}" if "accuracy" in ev else "-")
-    return len(rounds)

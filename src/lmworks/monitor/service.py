@@ -22,6 +22,9 @@ from .ingest import Ingestor, RejectedLine, parse_item
 from .store import Store
 from .windows import by_topic, fill_gaps, format_window
 
+#: The largest id SQLite stores (a signed 64-bit integer): a larger one in a URL is a 422, not a crash.
+SQLITE_MAX_INT = 2**63 - 1
+
 PAGE = Path(__file__).with_name("dashboard.html")
 
 
@@ -151,7 +154,10 @@ def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None =
 
     _add_why_routes(app, why)
 
+    # A read-only monitor (no models) offers no ingest: the route stays out of its OpenAPI and
+    # answers 503 with the reason, for a client that posts anyway.
     @app.post("/v1/items", summary="classify, store and alert on a batch of items",
+              include_in_schema=ingestor is not None,
               responses={401: {"description": "missing or wrong API key"}, 413: {"description": "too many items"},
                          503: {"description": "no models loaded"}})
     @with_body(declare_limits(ItemsRequest, {"items": {"maxItems": max_items}}))
@@ -179,6 +185,8 @@ def create_monitor_app(store: Store, window: int, *, ingestor: Ingestor | None =
 
 def _add_why_routes(app: Any, why: Any) -> None:
     """``GET /api/items/{id}/why`` and ``GET /api/alerts/{id}/why``: the dashboard's explanation panels."""
+    from fastapi import Path as PathParam
+
     from ..serve.common import ApiError
     from .why import NotFound
 
@@ -197,5 +205,5 @@ def _add_why_routes(app: Any, why: Any) -> None:
 
     @app.get("/api/alerts/{alert_id}/why", summary="the words that drove an alert window's negative share",
              responses={404: {"description": "no such alert"}, 503: {"description": "no sentiment model known"}})
-    def alert_why(alert_id: int) -> dict[str, Any]:
+    def alert_why(alert_id: int = PathParam(ge=1, le=SQLITE_MAX_INT)) -> dict[str, Any]:
         return answer(lambda: why.alert(alert_id))

@@ -59,7 +59,12 @@ def run_workers(factory: Callable[[], Any], *, host: str, port: int, workers: in
     sock = config.bind_socket()
     try:
         with multiprocess_dir():
-            Multiprocess(config, sockets=[sock]).run()
+            # uvicorn < 0.50 (the line Flower pins) takes the worker entry point; later ones build it
+            import inspect
+
+            target = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters \
+                else {}
+            Multiprocess(config, sockets=[sock], **target).run()
     finally:
         sock.close()
 
