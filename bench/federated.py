@@ -8,7 +8,7 @@ train``'s defaults (AdamW); federated clients use the federation's default local
 
 * **federated**: ``lmworks federated simulate``'s engine: the training split dealt to
   ``--clients`` clients with Dirichlet(``--alpha``) label shares, one process per client
-  and one server process talking gRPC over 127.0.0.1, FedAvg weighted by examples,
+  and one server process (Flower SuperLink and SuperNodes on 127.0.0.1), FedAvg weighted by examples,
   ``--rounds`` rounds of ``--local-epochs`` each;
 * **centralised**: one model trained on the whole training split for
   ``rounds x local_epochs`` epochs;

@@ -206,7 +206,8 @@ class RoundRecorder:
 
     def _write(self, server_round: int, metrics: dict[str, Any] | None) -> None:
         log = self.log
-        entry = log[-1] if log and log[-1]["round"] == server_round else {"round": server_round, "clients": []}
+        entry: dict[str, Any] = (log[-1] if log and log[-1]["round"] == server_round
+                                 else {"round": server_round, "clients": []})
         if metrics is not None:
             entry["eval"] = {k: metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}
         entry["seconds"] = round(time.perf_counter() - self.started, 2)
