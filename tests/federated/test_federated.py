@@ -498,10 +498,27 @@ def test_server_adam_reads_the_update_as_the_mean_gradient_and_clips_it(tiny_enc
 
 @pytest.mark.processes
 def test_simulate_with_server_adam(tmp_path, tiny_encoder):
-    run_simulate(tmp_path, tiny_encoder, "--rounds", "2", *SGD, "--local-steps", "1", "--server-adam", "1e-3",
+    """End to end, the server steps with Adam: after one round every trained weight moved by the learning rate.
+
+    Adam's first step is ``lr * g / (|g| + eps)``: the same size for every weight with a gradient
+    (one round, no warm-up step). Plain averaging would move each weight by ``local_lr * g``, spread
+    over orders of magnitude.
+    """
+    import torch
+    from transformers import BertModel
+
+    run_simulate(tmp_path, tiny_encoder, "--rounds", "1", *SGD, "--local-steps", "1", "--server-adam", "1e-3",
                  "--no-logit-adjustment", "--output", str(tmp_path / "adam"))
-    recorded = TextClassifier.load(tmp_path / "adam").meta_["train_info"]["federated"]
-    assert recorded["server_adam_lr"] == 1e-3 and recorded["local_steps"] == 1 and recorded["rounds_done"] == 2
+    model = TextClassifier.load(tmp_path / "adam")
+    recorded = model.meta_["train_info"]["federated"]
+    assert recorded["server_adam_lr"] == 1e-3 and recorded["local_steps"] == 1 and recorded["rounds_done"] == 1
+    name = "encoder.layer.1.intermediate.dense.weight"
+    before = BertModel.from_pretrained(tiny_encoder).state_dict()[name]
+    after = next(v for k, v in model.backend_.network.state_dict().items() if k.endswith(name))
+    moved = (after - before).abs().flatten()
+    moved = moved[moved > 1e-6]
+    assert moved.numel() > 0.9 * before.numel()
+    assert torch.quantile(moved, 0.05) > 0.9e-3 and torch.quantile(moved, 0.95) < 1.1e-3
 
 
 # -- behaviour of the server-side strategies, through build_strategy (what run_server uses) --------------------
