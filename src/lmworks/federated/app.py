@@ -14,9 +14,7 @@ output live on that party's disk; nothing in it travels to the other side.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-from typing import Any
 
 from flwr.app import Context
 from flwr.client import ClientApp
@@ -24,13 +22,8 @@ from flwr.compat.server import ServerAppComponents
 from flwr.server import ServerApp, ServerConfig
 
 from .config import FederatedConfig
-from .deployment import die_with_parent, read_rows
+from .deployment import die_with_parent, read_json, read_rows
 from .protocol import PROTOCOL, reported
-
-LOGGER = logging.getLogger("lmworks")
-def read_job(path: str) -> dict[str, Any]:
-    """The job file a wrapper process wrote for this app."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def server_components(context: Context) -> ServerAppComponents:
@@ -40,13 +33,13 @@ def server_components(context: Context) -> ServerAppComponents:
 
     die_with_parent()
     job_file = str(context.run_config["job"])
-    job = read_job(job_file)
+    job = read_json(Path(job_file))
     with reported(Path(job_file).parent):
         config = FederatedConfig.from_dict(job["config"])
         labels = [str(x) for x in job["labels"]]
         model = FederatedModel(labels, config.train)
-        evaluation = _read_eval(job.get("eval"))
-        recorder = RoundRecorder(model, config, eval_texts=evaluation[0], eval_labels=evaluation[1],
+        eval_texts, eval_labels = read_rows(job["eval"]) if job.get("eval") else (None, None)
+        recorder = RoundRecorder(model, config, eval_texts=eval_texts, eval_labels=eval_labels,
                                  output=Path(job["output"]) if job.get("output") else None, log_file=Path(job["log"]))
 
         def fit_config(server_round: int) -> dict:
@@ -61,20 +54,13 @@ def server_components(context: Context) -> ServerAppComponents:
                                config=ServerConfig(num_rounds=config.rounds, round_timeout=config.round_timeout))
 
 
-def _read_eval(path: str | None) -> tuple[list[str] | None, list[str] | None]:
-    if not path:
-        return None, None
-    texts, labels = read_rows(path)
-    return texts, labels
-
-
 def client(context: Context):
     """Flower's ``client_fn``: this owner's :class:`LmworksClient` over the rows its job file names."""
     from .client import LmworksClient
 
     die_with_parent()
     job_file = str(context.node_config["job"])
-    job = read_job(job_file)
+    job = read_json(Path(job_file))
     texts, labels = read_rows(job["data"])
     own = LmworksClient(texts, labels, source=job["source"],
                         model=job.get("model"), num_threads=job.get("num_threads"), state=context.state,

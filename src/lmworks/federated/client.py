@@ -182,7 +182,6 @@ def make_client(texts: Sequence[str], labels: Sequence[str], *, source: str = "c
     return LmworksClient(texts, labels, source=source, model=model, num_threads=num_threads, progress=progress)
 
 
-
 def run_client(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -237,7 +236,7 @@ def _follow(node, home: Path, address: str, client: LmworksClient, *, progress: 
     fraction = 1.0
     bar = tqdm(unit="round", desc="federated rounds", disable=not progress)
     while True:
-        _raise_reported(home)
+        _raise_if_reported(home)
         done = read_json(home / PROGRESS_FILE)
         if done and done["round"] != client.rounds_done:
             client.rounds_done, client.rounds_total, fraction = done["round"], done["rounds"], done["fraction_fit"]
@@ -256,7 +255,7 @@ def _follow(node, home: Path, address: str, client: LmworksClient, *, progress: 
             break
         time.sleep(0.5)
     bar.close()
-    _raise_reported(home)
+    _raise_if_reported(home)
     if client.rounds_total is not None and client.rounds_done == client.rounds_total:
         return
     if client.rounds_done and fraction < 1:  # not sampled in the last round(s): Flower does not say goodbye
@@ -266,18 +265,17 @@ def _follow(node, home: Path, address: str, client: LmworksClient, *, progress: 
     raise ServerLost(_lost(address, client, "it stopped answering"))
 
 
-def _raise_reported(home: Path) -> None:
-    """Raise the error the ClientApp wrote, as its own class where it is one of lmworks' federated errors."""
-    from .protocol import ERROR_FILE
+def _raise_if_reported(home: Path) -> None:
+    """Raise the error the ClientApp reported, if it reported one."""
+    from .protocol import reported_error
 
-    path = home / ERROR_FILE
-    if path.exists():
-        kind, _, message = path.read_text(encoding="utf-8").partition("\t")
-        raise {"FederationError": FederationError, "DataError": DataError}.get(kind, LmworksError)(message)
+    error = reported_error(home)
+    if error is not None:
+        raise error
 
 
 def wait_for_server(address: str, max_wait: float, *, exited: Callable[[], int | None] = lambda: None) -> None:
-    """Block until ``address`` accepts TCP connections (a SuperNode would otherwise retry forever).
+    """Block until the server at ``address`` answers HTTP (a SuperNode would otherwise retry forever).
 
     ``exited()`` (e.g. a server ``Popen.poll``) returning a status stops the wait early.
     """

@@ -34,3 +34,14 @@ def reported(job_dir: Path) -> Iterator[None]:
         with atomic_file(job_dir / ERROR_FILE) as fh:
             fh.write(f"{type(err).__name__}\t{err}")
         raise
+
+
+def reported_error(job_dir: Path) -> LmworksError | None:
+    """The error :func:`reported` wrote in ``job_dir``, as its own class where it is a known one; else None."""
+    from ..errors import DataError
+
+    path = job_dir / ERROR_FILE
+    if not path.exists():
+        return None
+    kind, _, message = path.read_text(encoding="utf-8").partition("\t")
+    return {"FederationError": FederationError, "DataError": DataError}.get(kind, LmworksError)(message)

@@ -242,10 +242,10 @@ def run_server(
     """
     import tempfile
 
-    from .deployment import FlowerCLI, flower_command, read_log, split_address, stop, write_rows
+    from .deployment import FlowerCLI, read_log, split_address, stop, write_rows
 
     labels = _check_labels(labels, eval_texts, eval_labels)
-    host, port = split_address(address)
+    split_address(address)  # a malformed address fails before anything starts
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lmworks-server-") as tmp:
         home = Path(tmp)
@@ -255,7 +255,7 @@ def run_server(
                "eval": None if eval_texts is None or eval_labels is None
                else str(write_rows(home / "eval.jsonl", eval_texts, eval_labels))}
         (home / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        link = _start_superlink(home, host, port, address, flower_command("flower-superlink"))
+        link = _start_superlink(home, address)
         try:
             LOGGER.info("federated server on %s: %s with labels %s, %d round(s)", address, config.train.model,
                         labels, config.rounds)
@@ -278,16 +278,15 @@ def _check_labels(labels: Sequence[str], eval_texts, eval_labels) -> list[str]:
     return labels
 
 
-def _start_superlink(home: Path, host: str, port: int, address: str, command: str):
-    """Flower's SuperLink on ``host:port`` (Fleet and Control API), its ServerApps run as its subprocesses."""
-    from .deployment import answering, local_address, spawn, tail, wait_until
+def _start_superlink(home: Path, address: str):
+    """Flower's SuperLink on ``address`` (Fleet and Control API), its ServerApps run as its subprocesses."""
+    from .deployment import answering, flower_command, local_address, spawn, split_address, stop, tail, wait_until
 
-    link = spawn([command, "--insecure", "--disable-runtime-dependency-installation", "--host", host,
-                  "--port", str(port)], home / "superlink.log", home)
+    host, port = split_address(address)
+    link = spawn([flower_command("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
+                  "--host", host, "--port", str(port)], home / "superlink.log", home)
     ready = wait_until(lambda: link.poll() is not None or answering(local_address(address), timeout=1.0), 120)
     if link.poll() is not None or not ready:
-        from .deployment import stop
-
         stop(link)
         raise LmworksError(f"Flower's SuperLink did not start on {address}: {tail(home / 'superlink.log')}")
     return link
@@ -296,7 +295,7 @@ def _start_superlink(home: Path, host: str, port: int, address: str, command: st
 def _await_run(cli, run_id: int, link, home: Path, log_file: Path, rounds: int) -> None:
     """Until Flower reports the run finished: log each round, fail on the app's error or a dead SuperLink."""
     from .deployment import tail
-    from .protocol import ERROR_FILE
+    from .protocol import reported_error
 
     shown = 0
     while True:
@@ -310,9 +309,8 @@ def _await_run(cli, run_id: int, link, home: Path, log_file: Path, rounds: int) 
         time.sleep(1.0)
     show_progress(log_file, shown, rounds)
     if status != "finished:completed":
-        error = home / ERROR_FILE
-        why = error.read_text(encoding="utf-8").partition("\t")[2] if error.exists() else status
-        raise LmworksError(f"the federated run failed: {why}")
+        error = reported_error(home)
+        raise LmworksError(f"the federated run failed: {error if error is not None else status}")
 
 
 def show_progress(log_file: Path, shown: int, total: int) -> int:

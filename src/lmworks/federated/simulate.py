@@ -51,7 +51,7 @@ def simulate(
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lmworks-federated-"))
     work.mkdir(parents=True, exist_ok=True)
     shard_info = _write_shards(work, texts, labels, n_clients=n_clients, alpha=alpha, seed=split_seed)
-    eval_file = write_rows(work / "eval.jsonl", eval_texts, [str(y) for y in eval_labels])
+    eval_file = write_rows(work / "eval.jsonl", eval_texts, eval_labels)
     config_file = work / "federated.json"
     config_file.write_text(json.dumps({**config.to_dict(), "min_clients": n_clients}), encoding="utf-8")
     names = sorted(set(labels) | {str(y) for y in eval_labels})
@@ -61,11 +61,11 @@ def simulate(
     _exit_on_sigterm()  # so the finally below stops the server and clients, not only Ctrl-C
     try:
         federation.launch_server(["--address", address, "--config-json", str(config_file), "--eval", str(eval_file),
-                                 "--labels", ",".join(names), "--output", str(output)])
+                                  "--labels", ",".join(names), "--output", str(output)])
         federation.wait_for(address)
         for i in range(n_clients):
             federation.launch_client(i, [str(work / f"client_{i}.jsonl"), "--server", address,
-                                        "--threads", str(threads), "--quiet"])
+                                         "--threads", str(threads), "--quiet"])
         federation.watch(timeout)
     finally:
         federation.stop()
