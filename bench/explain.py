@@ -36,10 +36,13 @@ from lmworks import TextClassifier  # noqa: E402
 from lmworks.datasets import load_bbc_news, load_rotten_tomatoes, split_frame  # noqa: E402
 from lmworks.explain.explainer import attribute  # noqa: E402
 from lmworks.explain.faithfulness import eraser_aopc  # noqa: E402
+from lmworks.explain.gradients import integrated_gradients  # noqa: E402
 from lmworks.explain.occlusion import occlusion  # noqa: E402
 from lmworks.explain.words import Words, split_words  # noqa: E402
 
 BBC_WORDS = 60
+#: Where Integrated Gradients interpolates: the embedding block's output (default) or the token embeddings.
+LAYER_NAMES = {"embeddings": "embedding layer", "tokens": "token embeddings"}
 
 
 def lime_scores(clf, words: list[Words], columns: list[int], samples: int, seed: int) -> list[np.ndarray]:
@@ -82,12 +85,11 @@ def methods_for(clf, kind: str, words, columns, args) -> dict:
     rng = np.random.default_rng(args.seed)
     found = {}
     if kind == "transformer":
-        for baseline in ("pad", "mask"):
-            label = f"integrated gradients ({baseline} baseline, {args.steps} steps)"
-            found[label] = timed(lambda b=baseline: attribute(clf.backend_, words, columns, multi_label=multi,
-                                                              steps=args.steps, baseline=b).scores)
-        found[f"integrated gradients (pad, {2 * args.steps} steps)"] = timed(
-            lambda: attribute(clf.backend_, words, columns, multi_label=multi, steps=2 * args.steps).scores)
+        for layer, baseline, steps in (("embeddings", "pad", args.steps), ("embeddings", "mask", args.steps),
+                                       ("tokens", "pad", args.steps), ("embeddings", "pad", 2 * args.steps)):
+            label = f"integrated gradients ({LAYER_NAMES[layer]}, {baseline} baseline, {steps} steps)"
+            found[label] = timed(lambda lay=layer, b=baseline, n=steps: [
+                a.scores for a in integrated_gradients(clf.backend_, words, columns, steps=n, baseline=b, layer=lay)])
     else:
         found["tfidf exact (coefficient x feature)"] = timed(
             lambda: attribute(clf.backend_, words, columns, multi_label=multi).scores)
@@ -188,7 +190,7 @@ def main() -> None:
     if args.results:
         from results import record
 
-        ig = [r for r in rows if r[2].startswith("integrated gradients (pad baseline")]
+        ig = [r for r in rows if r[2].startswith(f"integrated gradients (embedding layer, pad baseline, {args.steps} ")]
         best_other = max((r for r in rows if r[0] == "rt" and r[1] == "MiniLM" and r[2].split()[0] in ("LIME", "SHAP")),
                          key=lambda r: r[3], default=None)
         record("explain", title="Explanations: faithfulness (ERASER AOPC) and time per text",

@@ -13,6 +13,7 @@ defaults); ``random`` = random sampling, no pruning, no warm start. Overrun = wa
 whole ``tune`` call over the budget.
 
     .venv/bin/python bench/tune.py [--budget 30m] [--seeds 1] [--methods tpe:3,random:1] [--limit N] [--results]
+    .venv/bin/python bench/tune.py --budget 10m --methods tpe:3 --results    # docs/results/tune_10m.json
     .venv/bin/python bench/tune.py --front [--budget 15m] [--limit N] [--results]    # accuracy,latency front
 """
 
@@ -188,7 +189,8 @@ def main() -> None:
     if args.results:
         from results import record
 
-        record("tune", title="Search within a time budget: TPE + pruning vs random search vs the default config",
+        name = "tune" if budget_s == 1800 else f"tune_{args.budget}"  # the 30-minute table, or one per budget
+        record(name, title=f"Search within {args.budget}: TPE + pruning vs random search vs the default config",
                what=f"Rotten Tomatoes (stratified 80/10/10, seed 13: train 10,201, dev 1,275, test 1,276); "
                f"models {', '.join(models)}; budget {args.budget}, search seeds {args.methods} (default {args.seeds}); "
                "each search chooses on dev accuracy; "

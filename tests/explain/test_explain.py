@@ -125,6 +125,42 @@ def test_integrated_gradients_are_complete(planted_data, planted_transformer):
     assert max(abs(e.delta) for e in fine) < 0.05 * max(abs(sum(e.scores)) for e in fine)
 
 
+def test_integrated_gradients_equal_captum_layer_integrated_gradients(planted_data, planted_transformer):
+    """Captum's own layer method gives the same word scores and delta on either layer (it only costs more)."""
+    _, _, (test_texts, _) = planted_data
+    backend = planted_transformer.backend_
+    network = backend.network.eval()
+
+    def score(ids, mask):
+        logits = network(ids, mask)
+        return logits - logits.mean(dim=1, keepdim=True)
+
+    for layer in ("embeddings", "tokens"):
+        _compare_with_captum(backend, test_texts[:4], layer, score)
+
+
+def _compare_with_captum(backend, texts, layer, score):
+    from captum.attr import LayerIntegratedGradients
+
+    from lmworks.explain.gradients import _baseline_ids, _to_words, embedding_layer, integrated_gradients
+
+    tok, network = backend.tokenizer, backend.network
+    ours = integrated_gradients(backend, [split_words(t) for t in texts], [0, 1, 0, 1], steps=8, layer=layer)
+    for text, column, found in zip(texts, [0, 1, 0, 1], ours):
+        enc = tok([text], return_tensors="pt", return_special_tokens_mask=True, return_offsets_mapping=True)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        base = _baseline_ids(ids, mask, enc["special_tokens_mask"].bool(), tok.pad_token_id)
+        attr, delta = LayerIntegratedGradients(score, embedding_layer(network, layer)).attribute(
+            ids, baselines=base, additional_forward_args=(mask,), target=column, n_steps=8,
+            return_convergence_delta=True)
+        tokens = attr.sum(dim=-1)[0].detach().numpy()
+        theirs = _to_words(split_words(text), enc["offset_mapping"][0].tolist(),
+                           enc["special_tokens_mask"][0].tolist(), tokens, float(delta[0]))
+        np.testing.assert_allclose(found.scores, theirs.scores, atol=1e-5)
+        assert found.delta == pytest.approx(theirs.delta, abs=1e-5)
+        assert np.abs(found.scores).max() > 1e-3  # not a vacuous match
+
+
 def test_occlusion_explains_an_onnx_export(planted_data, planted_transformer, tmp_path):
     pytest.importorskip("onnxruntime")
     from lmworks.export import export_onnx

@@ -132,6 +132,21 @@ def test_the_budget_stops_a_trial_between_steps_and_keeps_its_best_checkpoint(ti
     assert outcome.values[0] == pytest.approx(outcome.classifier.dev_metrics_["macro_f1"])
 
 
+def test_a_trial_keeps_the_tail_earlier_trials_measured_before_its_first_evaluation(tiny_encoder):
+    """A fresh trial has no dev timing of its own: the reserve (earlier trials' tail_s) stops it in time."""
+    from lmworks.search.trial import SearchData, run_trial
+
+    texts, labels = make_sentiment(2000, seed=1)
+    data = SearchData(texts, labels, *make_sentiment(60, seed=2))
+    values = {"model": str(tiny_encoder), **fixed("epochs=50", "patience=0")}
+    start = time.monotonic()
+    outcome = run_trial(optuna.create_study(direction="maximize").ask(), values, data, TuneConfig(budget_s=60),
+                        deadline=start + 40, trial_dir=None, reserve=34)
+    assert outcome.attrs["stopped_by_budget"] is True
+    assert time.monotonic() - start < 15  # without the reserve it trains until about 35 s
+    assert 0 <= outcome.attrs["tail_s"] < 34
+
+
 def test_space_follows_the_data_and_the_user():
     assert length_choices([10] * 60 + [40] * 39 + [300]) == [32, 64]
     assert length_choices([200] * 100) == [256]
@@ -176,7 +191,7 @@ def test_each_model_is_judged_against_its_own_trials_only(pruner):
 
 
 def test_warm_start_gives_a_larger_encoder_the_default_encoder_s_training_time(tiny_encoder):
-    from lmworks.search.run import encoder_cost, warm_start_values
+    from lmworks.search.warm import encoder_cost, warm_start_values
 
     config = json.loads((Path(tiny_encoder) / "config.json").read_text())
     assert encoder_cost(str(tiny_encoder)) == config["num_hidden_layers"] * config["hidden_size"] ** 2
@@ -189,6 +204,31 @@ def test_warm_start_gives_a_larger_encoder_the_default_encoder_s_training_time(t
     values = warm_start_values(default_space(["tfidf", "minilm", str(big)], [64], latency=False), {})
     assert [v["model"] for v in values] == ["tfidf", "minilm", str(big)]
     assert "epochs" not in values[0] and values[1]["epochs"] == 2.0 and values[2]["epochs"] == 0.25
+    # With latency as an objective, the default model's int8 export is warm-started too: the front's fast end.
+    fronted = warm_start_values(default_space(["tfidf", "minilm", str(big)], [64], latency=True), {})
+    assert [(v["model"], v.get("runtime")) for v in fronted] == [
+        ("tfidf", None), ("minilm", "torch"), ("minilm", "int8"), (str(big), "torch")]
+    assert warm_start_values(default_space(["minilm"], [64], latency=True), {"runtime": "torch"}) == [
+        {k: v for k, v in fronted[1].items() if k != "runtime"}]
+
+
+def test_the_warm_start_trial_is_the_model_train_would_give(tiny_encoder):
+    """Same checkpoint as a plain fit: train's evaluation cadence (once an epoch), never pruned, still reported."""
+    from lmworks import TextClassifier
+    from lmworks.training.config import TrainConfig
+
+    texts, labels = make_sentiment(200, seed=1)
+    dev_texts, dev_labels = make_sentiment(60, seed=2)
+    config = TuneConfig(budget_s=120, n_trials=1, models=(str(tiny_encoder),), fixed=fixed())
+    study, clf = tune(texts, labels, dev_texts, dev_labels, config=config, progress=False)
+    warm = study.trials[0]
+    assert warm.user_attrs["warm_start"] is True and warm.state == optuna.trial.TrialState.COMPLETE
+    assert sorted(warm.intermediate_values) == [100, 200]  # epochs 1 and 2, on the pruner's grid
+    plain = TextClassifier(config=TrainConfig(eval_fraction=0.0).replace(**warm.params)).fit(
+        texts, labels, dev_texts, dev_labels, progress=False)
+    probe, _ = make_sentiment(20, seed=5)
+    assert clf.predict_proba(probe) == pytest.approx(plain.predict_proba(probe), abs=1e-6)
+    assert clf.dev_metrics_["macro_f1"] == pytest.approx(plain.dev_metrics_["macro_f1"])
 
 
 @pytest.mark.parametrize(("make", "message"), [

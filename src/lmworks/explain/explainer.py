@@ -6,7 +6,7 @@ result:
 =====================  ==================================================================
 model                  method
 =====================  ==================================================================
-transformer            ``integrated_gradients`` on the token embeddings (:mod:`.gradients`)
+transformer            ``integrated_gradients`` on the embedding layer (:mod:`.gradients`)
 TF-IDF                 ``tfidf_exact``: coefficient x feature value (:mod:`.linear`)
 blend (log mix)        both, weighted by the blend's own weight: the blend averages the
                        two models' log-probabilities, whose centred form is exactly what

@@ -8,9 +8,7 @@ study's record in ``lmworks.json``.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +25,8 @@ from .config import TuneConfig
 from .output import write_output
 from .space import Param, default_space, length_choices, load_space, suggest
 from .study import open_study, require_optuna, this_worker
-from .trial import SearchData, run_trial
+from .trial import WARM_START, SearchData, run_trial
+from .warm import warm_start_values
 
 LOGGER = logging.getLogger("lmworks")
 
@@ -70,6 +69,7 @@ class _Clock:
         self.start = time.monotonic()
         self.end = self.start + config.budget_s
         self.train_end = self.start + config.budget_s * (1 - config.margin)
+        self.tails: dict[str, float] = {}  # per model: the longest measured time from last step to trial end
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -79,6 +79,10 @@ class _Clock:
 
     def left(self) -> float:
         return self.end - time.monotonic()
+
+    def reserve(self, model: Any) -> float:
+        """Seconds a trial of ``model`` keeps after training: its model's measured tail, else the longest seen."""
+        return self.tails.get(str(model), max(self.tails.values(), default=0.0))
 
     def tick(self) -> None:
         if self.bar is not None:
@@ -123,7 +127,7 @@ def tune(texts: Sequence[str], labels: Sequence[Any], eval_texts: Sequence[str] 
     study = open_study(config, fingerprint)
     if config.warm_start and not config.resume and not study.trials:  # a joining worker never re-enqueues
         for values in warm_start_values(space, config.fixed):
-            study.enqueue_trial(values, skip_if_exists=True)
+            study.enqueue_trial(values, user_attrs={WARM_START: True}, skip_if_exists=True)
     trials_dir = Path(workdir) / "trials" if workdir is not None else None
     mine: dict[int, TextClassifier] = {}
     interrupted = False
@@ -174,72 +178,6 @@ def _token_counts(model: str, texts: Sequence[str], sample: int = 2000) -> list[
     return [len(ids) for ids in tokenizer(list(texts[::step]), add_special_tokens=True)["input_ids"]]
 
 
-def warm_start_values(space: dict[str, Param], fixed: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each model's ``train`` defaults, put inside the space, cheapest model first.
-
-    An encoder larger than the default one gets the default's *training time* rather than its
-    epochs (epochs scaled by :func:`encoder_cost`, to the quarter epoch): the warm start is a
-    short, affordable first look at an expensive model (multi-fidelity), and its pruner
-    reference. The training guide's recipe for mpnet, ``--epochs 0.25``, is this rule.
-    """
-    default = TrainConfig()
-    order = {"tfidf": 0, "minilm": 1}
-    models = space["model"].choices if "model" in space and "model" not in fixed else (fixed.get("model"),)
-    out = []
-    for model in sorted(models, key=lambda m: order.get(str(m), 2)):
-        values: dict[str, Any] = {"model": model} if "model" not in fixed else {}
-        for name, param in space.items():
-            if name == "model" or name in fixed or (param.encoder_only and model == "tfidf"):
-                continue
-            value = _default_value(name, default)
-            if name == "epochs" and model not in ("tfidf", None):
-                share = encoder_cost(default.model) / encoder_cost(str(model))
-                value = max(0.25, round(value * min(1.0, share) * 4) / 4)
-            values[name] = _inside(param, value)
-        out.append(values)
-    return out
-
-
-def encoder_cost(model: str) -> float:
-    """Relative training cost per token of an encoder: layers x hidden size squared, from its ``config.json``.
-
-    The dense layers dominate a BERT-family encoder's work at the lengths classification uses,
-    and they scale with ``num_hidden_layers * hidden_size**2`` (MiniLM-L6: 6 x 384^2; mpnet:
-    12 x 768^2, eight times as much). An encoder whose config cannot be read
-    counts as the default one.
-    """
-    from ..models import resolve_encoder
-
-    try:
-        config = json.loads((resolve_encoder(model) / "config.json").read_text(encoding="utf-8"))
-        return float(config["num_hidden_layers"]) * float(config["hidden_size"]) ** 2
-    except (ConfigError, OSError, KeyError, TypeError, ValueError):
-        return 6 * 384.0**2
-
-
-def _default_value(name: str, default: TrainConfig) -> Any:
-    if name == "runtime":
-        return "torch"
-    if name == "blend":
-        return "tfidf" if default.blend_with_tfidf() else "none"
-    value = getattr(default, name)
-    return getattr(value, "value", value)
-
-
-def _inside(param: Param, value: Any) -> Any:
-    """``value`` if the parameter can take it, else the nearest value it can."""
-    if param.choices:
-        if value in param.choices:
-            return value
-        numbers = [c for c in param.choices if isinstance(c, (int, float))]
-        if numbers and isinstance(value, (int, float)):
-            return min(numbers, key=lambda c: abs(math.log(c / value)) if c > 0 and value > 0 else abs(c - value))
-        return param.choices[0]
-    assert param.low is not None and param.high is not None
-    clipped = min(max(value, param.low), param.high)
-    return int(round(clipped)) if param.step else clipped
-
-
 def _search(study: Any, space: dict[str, Param], data: SearchData, config: TuneConfig, clock: _Clock,
             trials_dir: Path | None, mine: dict[int, TextClassifier],
             callbacks: Sequence[Callable[[Any, Any], None]] = ()) -> bool:
@@ -280,7 +218,7 @@ def _fit_and_tell(study: Any, trial: Any, values: dict[str, Any], data: SearchDa
     try:
         outcome = run_trial(trial, values, data, config, deadline=clock.train_end,
                             trial_dir=trials_dir / str(trial.number) if trials_dir is not None else None,
-                            tick=clock.tick)
+                            tick=clock.tick, reserve=clock.reserve(values.get("model")))
     except optuna.TrialPruned as err:
         trial.set_user_attr("pruned", str(err))
         frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -294,6 +232,8 @@ def _fit_and_tell(study: Any, trial: Any, values: dict[str, Any], data: SearchDa
     else:
         for key, value in outcome.attrs.items():
             trial.set_user_attr(key, value)
+        model = str(values.get("model"))
+        clock.tails[model] = max(outcome.attrs["tail_s"], clock.tails.get(model, 0.0))
         frozen = study.tell(trial, outcome.values)
         mine[trial.number] = outcome.classifier
         LOGGER.info("trial %d (%s): dev %s %s%s", trial.number, values.get("model"), config.metric.value,

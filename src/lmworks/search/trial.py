@@ -28,6 +28,8 @@ LOGGER = logging.getLogger("lmworks")
 
 #: Seconds kept for writing a trial's model directory, beyond the measured cost of dev scoring.
 SAVE_SECONDS = 5.0
+#: User attribute of an enqueued warm-start trial: it trains as ``lmworks train`` would with its values.
+WARM_START = "warm_start"
 
 
 @dataclass
@@ -57,11 +59,15 @@ class Watch:
     ``deadline`` is a ``time.monotonic()`` value at which training must be over; the watch
     stops earlier by the measured cost of the work after training (dev scoring ~ one
     evaluation per model scored, and saving), so the search as a whole ends on time.
+    ``reserve`` is that cost as earlier trials measured it end to end (their ``tail_s``): a
+    trial that has not evaluated yet has no estimate of its own.
     """
 
     def __init__(self, trial: Any, deadline: float, *, metric: str, prune: bool, evals_per_epoch: int = 4,
-                 tick: Callable[[], None] | None = None) -> None:
+                 tick: Callable[[], None] | None = None, report: bool | None = None, reserve: float = 0.0) -> None:
         self.trial = trial
+        self.reserve = reserve
+        self.report = prune if report is None else report
         self.evals_per_epoch = evals_per_epoch
         self.deadline = deadline
         self.metric = metric
@@ -86,12 +92,16 @@ class Watch:
         if self.reported and self.reported[-1][0] == step:
             return
         self.reported.append((step, value))
-        if not self.prune:
-            return
-        self.trial.report(value, step)
-        if self.trial.should_prune():
+        if self.report:
+            self.trial.report(value, step)
+        if self.prune and self.trial.should_prune():
             raise optuna.TrialPruned(f"dev {self.metric} {value:.4f} after {epochs:.2f} epochs is below the "
                                      "pruner's bar")
+
+    @property
+    def last_step(self) -> float:
+        """When training last asked whether to stop (or the watch began): where the trial's tail starts."""
+        return self._last
 
     def should_stop(self) -> bool:
         """True when what is left of the budget only covers scoring and saving."""
@@ -99,15 +109,23 @@ class Watch:
         self._last = now
         if self.tick is not None:
             self.tick()
-        if now + 3 * self.eval_seconds + SAVE_SECONDS >= self.deadline:
+        if now + max(3 * self.eval_seconds + SAVE_SECONDS, self.reserve) >= self.deadline:
             self.stopped = True
         return self.stopped
 
 
-def trial_config(values: dict[str, Any], data: SearchData, tune: TuneConfig) -> TrainConfig:
-    """The ``TrainConfig`` of a trial: its values, the search's dev split, and evaluations it can prune at."""
+def trial_config(values: dict[str, Any], data: SearchData, tune: TuneConfig, *, warm: bool = False) -> TrainConfig:
+    """The ``TrainConfig`` of a trial: its values, the search's dev split, and evaluations it can prune at.
+
+    A warm-start trial (``warm``) keeps ``train``'s own evaluation cadence and patience, so it
+    gives the model ``lmworks train`` gives for the same values (the same checkpoint chosen on
+    dev), not a sibling evaluated more often. It still reports each evaluation, on the same
+    epoch grid, as the pruner's reference.
+    """
     options = {k: v for k, v in values.items() if k != "runtime"}
     config = TrainConfig(multi_label=data.multi_label, eval_fraction=0.0).replace(**options)
+    if warm:
+        return config
     steps_per_epoch = math.ceil(len(data.texts) / (config.batch_size * config.grad_accum_steps))
     every = max(1, math.ceil(steps_per_epoch / tune.evals_per_epoch))
     # Evaluating more often must not make early stopping more eager than train's default
@@ -116,17 +134,24 @@ def trial_config(values: dict[str, Any], data: SearchData, tune: TuneConfig) -> 
 
 
 def run_trial(trial: Any, values: dict[str, Any], data: SearchData, tune: TuneConfig, *, deadline: float,
-              trial_dir: Path | None, tick: Callable[[], None] | None = None) -> TrialOutcome:
-    """Fit, score on dev, measure latency if asked, write the model directory if ``trial_dir``."""
+              trial_dir: Path | None, tick: Callable[[], None] | None = None, reserve: float = 0.0) -> TrialOutcome:
+    """Fit, score on dev, measure latency if asked, write the model directory if ``trial_dir``.
+
+    The outcome's ``tail_s`` is the time from the last optimiser step to the end (the blend,
+    dev scoring, export, saving): the next trial of this model keeps that much in ``reserve``.
+    """
     with _no_truncation_warnings():
-        return _run_trial(trial, values, data, tune, deadline=deadline, trial_dir=trial_dir, tick=tick)
+        return _run_trial(trial, values, data, tune, deadline=deadline, trial_dir=trial_dir, tick=tick,
+                          reserve=reserve)
 
 
 def _run_trial(trial: Any, values: dict[str, Any], data: SearchData, tune: TuneConfig, *, deadline: float,
-               trial_dir: Path | None, tick: Callable[[], None] | None = None) -> TrialOutcome:
-    config = trial_config(values, data, tune)
-    watch = Watch(trial, deadline, metric=tune.metric.value, prune=not tune.latency and tune.pruner != "none",
-                  evals_per_epoch=tune.evals_per_epoch, tick=tick)
+               trial_dir: Path | None, tick: Callable[[], None] | None = None, reserve: float = 0.0) -> TrialOutcome:
+    warm = bool(trial.user_attrs.get(WARM_START))
+    config = trial_config(values, data, tune, warm=warm)
+    report = not tune.latency and tune.pruner != "none"  # Optuna prunes single-objective studies only
+    watch = Watch(trial, deadline, metric=tune.metric.value, prune=report and not warm, report=report,
+                  evals_per_epoch=tune.evals_per_epoch, tick=tick, reserve=reserve)
     clf = TextClassifier(config=config)
     start = time.monotonic()
     clf.fit(data.texts, data.labels, data.eval_texts, data.eval_labels, progress=False, monitor=watch,
@@ -149,6 +174,7 @@ def _run_trial(trial: Any, values: dict[str, Any], data: SearchData, tune: TuneC
     if tune.latency:
         attrs["latency_ms"] = latency_ms(clf, data.eval_texts[: tune.latency_texts])
         result.append(attrs["latency_ms"])
+    attrs["tail_s"] = round(time.monotonic() - watch.last_step, 1)
     return TrialOutcome(result, clf, attrs)
 
 
