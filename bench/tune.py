@@ -44,6 +44,9 @@ METHODS = {
 }
 
 
+LABELS = {"tpe": "TPE + pruning", "random": "random search"}
+
+
 class Snapshots:
     """An Optuna-style callback: copy each new best trial's model directory aside, with its time."""
 
@@ -190,7 +193,8 @@ def main() -> None:
         from results import record
 
         name = "tune" if budget_s == 1800 else f"tune_{args.budget}"  # the 30-minute table, or one per budget
-        record(name, title=f"Search within {args.budget}: TPE + pruning vs random search vs the default config",
+        run = " vs ".join(LABELS[item.partition(":")[0]] for item in args.methods.split(","))
+        record(name, title=f"Search within {args.budget}: {run} vs the default config",
                what=f"Rotten Tomatoes (stratified 80/10/10, seed 13: train 10,201, dev 1,275, test 1,276); "
                f"models {', '.join(models)}; budget {args.budget}, search seeds {args.methods} (default {args.seeds}); "
                "each search chooses on dev accuracy; "

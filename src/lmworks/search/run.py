@@ -84,6 +84,9 @@ class _Clock:
         """Seconds a trial of ``model`` keeps after training: its model's measured tail, else the longest seen."""
         return self.tails.get(str(model), max(self.tails.values(), default=0.0))
 
+    def add_tail(self, model: Any, seconds: float) -> None:
+        self.tails[str(model)] = max(seconds, self.tails.get(str(model), 0.0))
+
     def tick(self) -> None:
         if self.bar is not None:
             spent = min(self.bar.total, int(time.monotonic() - self.start))
@@ -232,8 +235,7 @@ def _fit_and_tell(study: Any, trial: Any, values: dict[str, Any], data: SearchDa
     else:
         for key, value in outcome.attrs.items():
             trial.set_user_attr(key, value)
-        model = str(values.get("model"))
-        clock.tails[model] = max(outcome.attrs["tail_s"], clock.tails.get(model, 0.0))
+        clock.add_tail(values.get("model"), outcome.attrs["tail_s"])
         frozen = study.tell(trial, outcome.values)
         mine[trial.number] = outcome.classifier
         LOGGER.info("trial %d (%s): dev %s %s%s", trial.number, values.get("model"), config.metric.value,
