@@ -12,9 +12,12 @@ one call per method (LIME and SHAP per text, as their APIs go; lmworks batched a
 Baselines, measured in the same run: LIME (``lime`` 0.2, ``bow=False`` on the same words,
 --samples perturbations), SHAP's partition explainer with its text masker (--samples evaluations;
 its tokens mapped onto the same words by character offsets), occlusion (leave one word out) and
-random scores. A last table times Integrated Gradients on texts of exactly 128 tokens.
+random scores. lmworks' default for each model (Integrated Gradients over word presence; TF-IDF's exact
+contributions) is also compared with SHAP and LIME text by text: the mean paired difference and its
+standard error, so that a gap smaller than the sampling noise reads as one. A last table times
+Integrated Gradients on texts of exactly 128 tokens.
 
-    .venv/bin/python bench/explain.py [--texts 50] [--samples 500] [--results]
+    .venv/bin/python bench/explain.py [--texts 100] [--samples 500] [--results]
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from lmworks.explain.words import Words, split_words  # noqa: E402
 BBC_WORDS = 60
 #: Where Integrated Gradients interpolates: the embedding block's output (default) or the token embeddings.
 LAYER_NAMES = {"embeddings": "embedding layer", "tokens": "token embeddings"}
+TFIDF_EXACT = "tfidf exact (coefficient x feature)"
 
 
 def lime_scores(clf, words: list[Words], columns: list[int], samples: int, seed: int) -> list[np.ndarray]:
@@ -73,6 +77,21 @@ def shap_scores(clf, words: list[Words], columns: list[int], samples: int) -> li
     return out
 
 
+def ig_label(baseline: str, layer: str, steps: int) -> str:
+    if baseline == "absent":
+        return f"integrated gradients (word presence, {steps} steps)"
+    return f"integrated gradients ({LAYER_NAMES[layer]}, {baseline} baseline, {steps} steps)"
+
+
+def paired(per: dict, method: str, other: str) -> dict[str, float]:
+    """Mean and standard error of ``method - other`` over the same texts, per ERASER measure."""
+    out = {}
+    for measure in ("comprehensiveness", "sufficiency"):
+        d = np.asarray(per[method][measure]) - np.asarray(per[other][measure])
+        out[measure] = (round(float(d.mean()), 4), round(float(d.std(ddof=1) / np.sqrt(len(d))), 4))
+    return out
+
+
 def timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -85,13 +104,13 @@ def methods_for(clf, kind: str, words, columns, args) -> dict:
     rng = np.random.default_rng(args.seed)
     found = {}
     if kind == "transformer":
-        for layer, baseline, steps in (("embeddings", "pad", args.steps), ("embeddings", "mask", args.steps),
-                                       ("tokens", "pad", args.steps), ("embeddings", "pad", 2 * args.steps)):
-            label = f"integrated gradients ({LAYER_NAMES[layer]}, {baseline} baseline, {steps} steps)"
-            found[label] = timed(lambda lay=layer, b=baseline, n=steps: [
+        for layer, baseline, steps in (("embeddings", "absent", args.steps), ("embeddings", "absent", 2 * args.steps),
+                                       ("embeddings", "pad", args.steps), ("embeddings", "mask", args.steps),
+                                       ("tokens", "pad", args.steps)):
+            found[ig_label(baseline, layer, steps)] = timed(lambda lay=layer, b=baseline, n=steps: [
                 a.scores for a in integrated_gradients(clf.backend_, words, columns, steps=n, baseline=b, layer=lay)])
     else:
-        found["tfidf exact (coefficient x feature)"] = timed(
+        found[TFIDF_EXACT] = timed(
             lambda: attribute(clf.backend_, words, columns, multi_label=multi).scores)
     found["occlusion (leave one word out)"] = timed(lambda: occlusion(proba_fn, words, columns, multi_label=multi))
     found[f"LIME ({args.samples} samples)"] = timed(lambda: lime_scores(clf, words, columns, args.samples, args.seed))
@@ -144,7 +163,7 @@ def speed_128(clf, test_texts: list[str], args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="rt,bbc")
-    p.add_argument("--texts", type=int, default=50, help="test texts explained per dataset and model")
+    p.add_argument("--texts", type=int, default=100, help="test texts explained per dataset and model")
     p.add_argument("--samples", type=int, default=500, help="LIME perturbations / SHAP evaluations per text")
     p.add_argument("--steps", type=int, default=8, help="Integrated Gradients steps (lmworks' default)")
     p.add_argument("--train-rows", type=int, default=4000, help="MiniLM training rows (a sample of train)")
@@ -167,14 +186,23 @@ def main() -> None:
             columns = [int(np.argmax(p)) for p in clf.predict_proba(sample)]
             print(f"\n{dataset} / {kind}: trained in {train_s:.0f} s, test accuracy {accuracy:.4f} "
                   f"on {len(test_frame)} texts; explaining {len(sample)} texts", flush=True)
+            per = {}
             for method, (scores, seconds) in methods_for(clf, kind, words, columns, args).items():
                 faith = eraser_aopc(clf.predict_proba, words, scores, columns)
+                per[method] = faith["per_text"]
                 row = [dataset, "MiniLM" if kind == "transformer" else "TF-IDF", method,
                        round(faith["comprehensiveness"], 4), round(faith["sufficiency"], 4),
                        round(seconds / len(words), 4)]
                 rows.append(row)
                 print(f"  {method:<48} comp {row[3]:.3f}  suff {row[4]:.3f}  {row[5]:.3f} s/text", flush=True)
             values[f"{dataset}_{kind}_accuracy"] = round(accuracy, 4)
+            default = ig_label("absent", "embeddings", args.steps) if kind == "transformer" else TFIDF_EXACT
+            for other in [m for m in per if m.split()[0] in ("LIME", "SHAP")]:
+                diff = paired(per, default, other)
+                values[f"{dataset}_{kind}_default_minus_{other.split()[0].lower()}"] = diff
+                print(f"  default - {other.split()[0]}: comprehensiveness {diff['comprehensiveness'][0]:+.4f} ± "
+                      f"{diff['comprehensiveness'][1]:.4f}, sufficiency {diff['sufficiency'][0]:+.4f} ± "
+                      f"{diff['sufficiency'][1]:.4f} (mean ± s.e. over texts)", flush=True)
             if kind == "transformer":
                 speed = speed_128(clf, test_frame["text"].tolist(), args)
                 values[f"{dataset}_ig_128_tokens_s_per_text"] = round(speed["batched_s_per_text"], 3)
@@ -190,7 +218,7 @@ def main() -> None:
     if args.results:
         from results import record
 
-        ig = [r for r in rows if r[2].startswith(f"integrated gradients (embedding layer, pad baseline, {args.steps} ")]
+        ig = [r for r in rows if r[0] == "rt" and r[2] == ig_label("absent", "embeddings", args.steps)]
         best_other = max((r for r in rows if r[0] == "rt" and r[1] == "MiniLM" and r[2].split()[0] in ("LIME", "SHAP")),
                          key=lambda r: r[3], default=None)
         record("explain", title="Explanations: faithfulness (ERASER AOPC) and time per text",

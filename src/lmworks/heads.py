@@ -47,6 +47,17 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
+def presence_bias(presence: torch.Tensor) -> torch.Tensor:
+    """The additive attention mask (B, 1, 1, T) under which token ``j`` is present to the degree ``presence[:, j]``.
+
+    Attention to a token is proportional to ``presence * exp(score)``: weight 1 is the token as
+    read, 0 is the token deleted (no other token attends to it) and the values between are the
+    straight line that Integrated Gradients over word presence integrates along. ``transformers``
+    passes an already-built 4-D mask through to the attention unchanged.
+    """
+    return torch.log(presence.clamp_min(1e-30))[:, None, None, :]
+
+
 class MeanPoolingClassifier(nn.Module):
     """Encoder -> masked mean pooling -> dropout -> linear."""
 
@@ -67,6 +78,11 @@ class MeanPoolingClassifier(nn.Module):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               inputs_embeds=inputs_embeds).last_hidden_state
         return self.head(self.dropout(mean_pool(hidden, attention_mask)))
+
+    def weighted(self, input_ids: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+        """Logits with token ``j`` present to the degree ``presence[:, j]`` in attention and in the pooled mean."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=presence_bias(presence)).last_hidden_state
+        return self.head(self.dropout(mean_pool(hidden, presence)))
 
     def input_embeddings(self) -> nn.Module:
         """The token embedding layer (what adversarial training perturbs)."""
@@ -89,6 +105,10 @@ class StockClassifier(nn.Module):
                 inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """Return logits of shape (batch, num_labels); ``inputs_embeds`` replaces the token lookup."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds).logits
+
+    def weighted(self, input_ids: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+        """Logits with token ``j`` present to the degree ``presence[:, j]`` in attention (the pooler reads [CLS])."""
+        return self.model(input_ids=input_ids, attention_mask=presence_bias(presence)).logits
 
     def input_embeddings(self) -> nn.Module:
         """The token embedding layer."""

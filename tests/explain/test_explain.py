@@ -9,6 +9,7 @@ from lmworks import TextClassifier
 from lmworks.errors import ConfigError, DataError
 from lmworks.explain import explain, global_words
 from lmworks.explain.faithfulness import eraser_aopc
+from lmworks.explain.gradients import integrated_gradients
 from lmworks.explain.words import split_words
 
 FILLER = ["the", "report", "says", "our", "team", "will", "meet", "on", "monday", "about", "plans", "for", "next",
@@ -139,13 +140,56 @@ def test_integrated_gradients_equal_captum_layer_integrated_gradients(planted_da
         _compare_with_captum(backend, test_texts[:4], layer, score)
 
 
+def test_presence_weights_delete_words_as_the_attention_mask_does(planted_data, planted_transformer):
+    """Presence 1 is the text as read, presence 0 a token dropped from the attention mask: the path's two ends."""
+    import torch
+
+    _, _, (test_texts, _) = planted_data
+    backend = planted_transformer.backend_
+    network = backend.network.eval()
+    enc = backend.tokenizer(test_texts[:4], padding=True, return_tensors="pt", return_special_tokens_mask=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    kept = mask * enc["special_tokens_mask"]  # [CLS] and [SEP] only: the "absent" baseline
+    dropped = mask.clone()
+    dropped[:, 2] = 0
+    with torch.no_grad():
+        for m in (mask, kept, dropped):
+            torch.testing.assert_close(network.weighted(ids, m.float()), network(ids, m), atol=1e-5, rtol=1e-4)
+        logits = network(torch.cat([ids, ids]), torch.cat([mask, kept]))
+    centred = (logits - logits.mean(dim=1, keepdim=True)).numpy()
+    found = integrated_gradients(backend, [split_words(t) for t in test_texts[:4]], [1, 1, 1, 1], steps=16)
+    for row, f in enumerate(found):  # completeness against the model itself: words + delta = f(text) - f(no words)
+        assert sum(f.scores) - f.delta == pytest.approx(centred[row, 1] - centred[row + 4, 1], abs=1e-4)
+        assert abs(f.delta) < 0.05 * max(1.0, abs(sum(f.scores)))
+
+
+def test_presence_weights_on_a_stock_cls_head(tiny_encoder, minilm_dir):
+    """The [CLS]-pooled stock classifier reads presence through attention the same way."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from lmworks.heads import build_network
+    from lmworks.modes import Pooling
+
+    network = build_network(tiny_encoder, ["a", "b", "c"], pooling=Pooling.CLS, multi_label=False).eval()
+    enc = AutoTokenizer.from_pretrained(minilm_dir)(["a fine day out", "rain"], padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    dropped = mask.clone()
+    dropped[0, 2] = 0
+    with torch.no_grad():
+        for m in (mask, dropped):
+            torch.testing.assert_close(network.weighted(ids, m.float()), network(ids, m), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(network(ids, dropped)[0], network(ids, mask)[0])
+
+
 def _compare_with_captum(backend, texts, layer, score):
     from captum.attr import LayerIntegratedGradients
 
-    from lmworks.explain.gradients import _baseline_ids, _to_words, embedding_layer, integrated_gradients
+    from lmworks.explain.gradients import _baseline_ids, _to_words, embedding_layer
 
     tok, network = backend.tokenizer, backend.network
-    ours = integrated_gradients(backend, [split_words(t) for t in texts], [0, 1, 0, 1], steps=8, layer=layer)
+    ours = integrated_gradients(backend, [split_words(t) for t in texts], [0, 1, 0, 1], steps=8, layer=layer,
+                                baseline="pad")
     for text, column, found in zip(texts, [0, 1, 0, 1], ours):
         enc = tok([text], return_tensors="pt", return_special_tokens_mask=True, return_offsets_mapping=True)
         ids, mask = enc["input_ids"], enc["attention_mask"]

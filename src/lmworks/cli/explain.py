@@ -42,9 +42,10 @@ def register(sub) -> None:
                    help="auto picks by model kind (default: auto); occlusion works for every model")
     p.add_argument("--steps", type=positive_int, default=8,
                    help="Integrated Gradients interpolation steps: more is closer, slower (default: 8)")
-    p.add_argument("--baseline", choices=BASELINES, default="pad",
-                   help="Integrated Gradients baseline: every token but [CLS]/[SEP] replaced by [PAD] or [MASK] "
-                   "(default: pad)")
+    p.add_argument("--baseline", choices=BASELINES, default="absent",
+                   help="Integrated Gradients baseline: absent = every word deleted, integrating over word presence; "
+                   "pad / mask = every token but [CLS]/[SEP] replaced by [PAD] or [MASK], integrating over "
+                   "embeddings (default: absent)")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="explain at most this many rows, the first N (default: all)")
     p.add_argument("--top", type=positive_int, default=5, help="words to print per text, or per class with "

@@ -66,7 +66,7 @@ def check_texts(texts: Sequence[Any]) -> list[str]:
 
 
 def attribute(backend: Any, words: Sequence[Words], columns: Sequence[int], *, multi_label: bool,
-              method: str = "auto", steps: int = 8, baseline: str = "pad") -> _Scores:
+              method: str = "auto", steps: int = 8, baseline: str = "absent") -> _Scores:
     """Word scores of ``backend`` for class ``columns[i]`` of text ``i`` (see the module doc)."""
     from ..backends.blend import BlendBackend
     from ..backends.tfidf import TfidfBackend
@@ -119,7 +119,7 @@ def _blend(backend: Any, words: Sequence[Words], columns: Sequence[int], *, mult
 
 
 def explain(classifier: Any, inputs: Sequence[Any], *, target: str | None = None, all_classes: bool = False,
-            method: str = "auto", steps: int = 8, baseline: str = "pad") -> list[Explanation]:
+            method: str = "auto", steps: int = 8, baseline: str = "absent") -> list[Explanation]:
     """Explain ``classifier``'s decision on every input (texts; rows for a multimodal model).
 
     ``target`` explains that class instead of the predicted one; ``all_classes`` adds every
