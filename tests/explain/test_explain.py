@@ -182,6 +182,31 @@ def test_presence_weights_on_a_stock_cls_head(tiny_encoder, minilm_dir):
         assert not torch.allclose(network(ids, dropped)[0], network(ids, mask)[0])
 
 
+def test_presence_falls_back_to_pad_embeddings_where_the_encoder_ignores_it(planted_data, planted_transformer, caplog):
+    """DeBERTa-v2 reads a 4-D mask as a boolean: presence would explain something else, so IG uses [PAD]."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import DebertaV2Config, DebertaV2Model
+
+    from lmworks.explain.gradients import _score
+    from lmworks.heads import MeanPoolingClassifier
+
+    _, _, (test_texts, _) = planted_data
+    torch.manual_seed(0)
+    config = DebertaV2Config(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=64, max_position_embeddings=64)
+    tokenizer = planted_transformer.backend_.tokenizer
+    deberta = SimpleNamespace(tokenizer=tokenizer, network=MeanPoolingClassifier(DebertaV2Model(config), 2).eval(),
+                              multi_label=False, max_length=32, num_threads=1)
+    encoded = tokenizer(test_texts[:2], return_special_tokens_mask=True)
+    assert type(_score(planted_transformer.backend_, "absent", "embeddings", encoded)).__name__ == "_PresenceScore"
+    assert type(_score(deberta, "absent", "embeddings", encoded)).__name__ == "_LayerScore"
+    assert "uses the [PAD] baseline instead" in caplog.text
+    found = integrated_gradients(deberta, [split_words(t) for t in test_texts[:2]], [0, 1], steps=4)
+    assert len(found) == 2 and all(len(f.scores) == len(split_words(t)) for f, t in zip(found, test_texts[:2]))
+
+
 def _compare_with_captum(backend, texts, layer, score):
     from captum.attr import LayerIntegratedGradients
 

@@ -29,6 +29,7 @@ delta*, measures the integration error and is reported with every explanation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ from .words import Words
 
 #: ``absent``: IG over word presence (default); ``pad`` / ``mask``: IG between embeddings.
 BASELINES = ("absent", "pad", "mask")
+LOGGER = logging.getLogger("lmworks")
 LAYERS = ("embeddings", "tokens")
 #: The presence path is walked as ``presence = u ** 3`` with Captum's nodes on ``u``: the same straight
 #: line (every word shares one weight), so the same attributions in the limit, but with the nodes
@@ -92,10 +94,6 @@ def integrated_gradients(backend: Any, words: Sequence[Words], columns: Sequence
     tokenizer, network = backend.tokenizer, backend.network
     encoded = tokenizer([w.text for w in words], truncation=True, max_length=backend.max_length,
                         return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
-    score: _PresenceScore | _LayerScore = _PresenceScore(network, backend.multi_label) if baseline == "absent" else \
-        _LayerScore(network, embedding_layer(network, layer), backend.multi_label,
-                    tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id)
-    explainer = _require_captum()(score)
     out: list[Attribution | None] = [None] * len(words)
     lengths = [len(ids) for ids in encoded["input_ids"]]
     was_training = network.training
@@ -104,6 +102,8 @@ def integrated_gradients(backend: Any, words: Sequence[Words], columns: Sequence
     for p in frozen:
         p.requires_grad_(False)
     try:
+        score = _score(backend, baseline, layer, encoded)
+        explainer = _require_captum()(score)
         with torch_threads(backend.num_threads):
             for batch in sorted_batches(lengths, max_tokens=max(TOKEN_BUDGET // steps, max(lengths))):
                 ids, mask = pad_batch([encoded["input_ids"][i] for i in batch], tokenizer.pad_token_id)
@@ -123,6 +123,29 @@ def integrated_gradients(backend: Any, words: Sequence[Words], columns: Sequence
             p.requires_grad_(True)
         network.train(was_training)
     return [a for a in out if a is not None]
+
+
+def _score(backend: Any, baseline: str, layer: str, encoded: Any) -> _PresenceScore | _LayerScore:
+    """The function IG integrates; presence falls back to ``[PAD]`` embeddings where the model ignores it.
+
+    The presence path needs the encoder to add a 4-D float attention mask to its attention
+    scores, as every ``transformers`` encoder built on ``create_bidirectional_mask`` does (BERT,
+    RoBERTa, MPNet, DistilBERT...). One that reads the mask otherwise (DeBERTa-v2 turns it into a
+    boolean) would silently explain something else, so the first text is checked: its "no words"
+    end must score as the model scores the text with every word masked out.
+    """
+    tokenizer, network, multi_label = backend.tokenizer, backend.network, backend.multi_label
+    if baseline == "absent":
+        presence = _PresenceScore(network, multi_label)
+        ids, mask = pad_batch(encoded["input_ids"][:1], tokenizer.pad_token_id)
+        special, _ = pad_batch(encoded["special_tokens_mask"][:1], 1)
+        if presence.honoured(ids, mask, special.bool()):
+            return presence
+        LOGGER.warning("%s ignores presence weights in its attention mask: Integrated Gradients uses the [PAD] "
+                       "baseline instead", type(network.config).__name__.replace("Config", ""))
+        baseline = "pad"
+    token_id = tokenizer.pad_token_id if baseline == "pad" else tokenizer.mask_token_id
+    return _LayerScore(network, embedding_layer(network, layer), multi_label, token_id)
 
 
 def embedding_layer(network: Any, layer: str = "embeddings") -> Any:
@@ -174,6 +197,16 @@ class _PresenceScore(_Score):
         with torch.no_grad():
             scores = self._scores(self.network.weighted(torch.cat([ids, ids]), torch.cat([text, base])))
         return text, base, self._gap(scores, target)
+
+    def honoured(self, ids: Any, mask: Any, special: Any) -> bool:
+        """Whether presence 0 scores as a zero in the attention mask (the model reads the weights)."""
+        import torch
+
+        kept = mask * special.to(mask.dtype)
+        with torch.no_grad():
+            weighted = self.network.weighted(ids, kept.to(torch.float32))
+            masked = self.network(ids, kept)
+        return bool(torch.allclose(weighted, masked, atol=1e-4, rtol=1e-3))
 
 
 class _LayerScore(_Score):
