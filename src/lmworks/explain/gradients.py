@@ -30,6 +30,7 @@ delta*, measures the integration error and is reported with every explanation.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +42,10 @@ from ..runtime import torch_threads
 from ..tokens import pad_batch, sorted_batches
 from .words import Words
 
+LOGGER = logging.getLogger("lmworks")
+
 #: ``absent``: IG over word presence (default); ``pad`` / ``mask``: IG between embeddings.
 BASELINES = ("absent", "pad", "mask")
-LOGGER = logging.getLogger("lmworks")
 LAYERS = ("embeddings", "tokens")
 #: The presence path is walked as ``presence = u ** 3`` with Captum's nodes on ``u``: the same straight
 #: line (every word shares one weight), so the same attributions in the limit, but with the nodes
@@ -125,21 +127,28 @@ def integrated_gradients(backend: Any, words: Sequence[Words], columns: Sequence
     return [a for a in out if a is not None]
 
 
+#: Whether a network reads presence weights (see :func:`_score`), by network, for the network's lifetime.
+_HONOURED: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
 def _score(backend: Any, baseline: str, layer: str, encoded: Any) -> _PresenceScore | _LayerScore:
     """The function IG integrates; presence falls back to ``[PAD]`` embeddings where the model ignores it.
 
     The presence path needs the encoder to add a 4-D float attention mask to its attention
     scores, as every ``transformers`` encoder built on ``create_bidirectional_mask`` does (BERT,
     RoBERTa, MPNet, DistilBERT...). One that reads the mask otherwise (DeBERTa-v2 turns it into a
-    boolean) would silently explain something else, so the first text is checked: its "no words"
-    end must score as the model scores the text with every word masked out.
+    boolean) would silently explain something else, so the first text a network explains is
+    checked: its "no words" end must score as the model scores the text with every word masked
+    out. The answer depends on the architecture only, so it is kept per network.
     """
     tokenizer, network, multi_label = backend.tokenizer, backend.network, backend.multi_label
     if baseline == "absent":
         presence = _PresenceScore(network, multi_label)
-        ids, mask = pad_batch(encoded["input_ids"][:1], tokenizer.pad_token_id)
-        special, _ = pad_batch(encoded["special_tokens_mask"][:1], 1)
-        if presence.honoured(ids, mask, special.bool()):
+        if network not in _HONOURED:
+            ids, mask = pad_batch(encoded["input_ids"][:1], tokenizer.pad_token_id)
+            special, _ = pad_batch(encoded["special_tokens_mask"][:1], 1)
+            _HONOURED[network] = presence.honoured(ids, mask, special.bool())
+        if _HONOURED[network]:
             return presence
         LOGGER.warning("%s ignores presence weights in its attention mask: Integrated Gradients uses the [PAD] "
                        "baseline instead", type(network.config).__name__.replace("Config", ""))
