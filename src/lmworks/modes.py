@@ -123,7 +123,7 @@ class Task(Mode):
 
 
 class FewShot(Mode):
-    """Whether ``train`` fits an encoder with the few-shot recipe (contrastive pairs, then a head)."""
+    """Whether ``train`` fits an encoder with the few-shot recipe (a contrastive stage, then a head)."""
 
     __what__ = "few-shot mode"
     AUTO = "auto"

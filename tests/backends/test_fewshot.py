@@ -1,38 +1,71 @@
 """The few-shot recipe: pair sampling, the head written into the network exactly, auto choice, a normal model dir."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import make_sentiment
 from lmworks import TextClassifier
-from lmworks.backends.fewshot import sample_pairs
+from lmworks.backends.fewshot import ContrastiveObjective, label_keys, stage_steps, supcon_loss
 from lmworks.errors import ConfigError
+from lmworks.training.config import TrainConfig
 
 
-def test_pairs_are_balanced_and_true_to_the_labels():
-    targets = np.array([0, 0, 0, 1, 1, 2, 2, 2])
-    pairs = sample_pairs(targets, seed=0, rounds=5)
-    assert pairs == sample_pairs(targets, seed=0, rounds=5)  # seeded
-    same = [(a, b) for a, b, t in pairs if t == 1.0]
-    different = [(a, b) for a, b, t in pairs if t == 0.0]
-    assert len(same) == len(different) == 5 * len(targets)
-    assert all(targets[a] == targets[b] and a != b for a, b in same)
-    assert all(targets[a] != targets[b] for a, b in different)
-    assert len(sample_pairs(targets, seed=0, rounds=50, max_pairs=30)) <= 30
+def test_supcon_loss_matches_its_definition():
+    torch.manual_seed(0)
+    vectors = torch.nn.functional.normalize(torch.randn(5, 4), dim=-1)
+    keys = [(0,), (0,), (1,), (1,), (2,)]
+    expected, anchors = 0.0, 0
+    for i in range(5):
+        others = [j for j in range(5) if j != i]
+        positives = [j for j in others if keys[j] == keys[i]]
+        if not positives:
+            continue
+        logits = torch.stack([vectors[i] @ vectors[j] / 0.1 for j in others])
+        log_p = logits - torch.logsumexp(logits, 0)
+        expected += -sum(log_p[others.index(j)] for j in positives) / len(positives)
+        anchors += 1
+    assert torch.isclose(supcon_loss(vectors, keys, 0.1), expected / anchors, atol=1e-5)
 
 
-def test_multi_label_pairs_skip_partial_overlaps():
-    targets = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 1]])
-    pairs = sample_pairs(targets, seed=1, rounds=10)
-    for a, b, t in pairs:
-        shared = set(np.flatnonzero(targets[a])) & set(np.flatnonzero(targets[b]))
-        if t == 1.0:
-            assert (targets[a] == targets[b]).all()
-        else:
-            assert not shared
-    assert any(t == 1.0 for *_, t in pairs) and any(t == 0.0 for *_, t in pairs)
+def test_supcon_pulls_classmates_together():
+    torch.manual_seed(1)
+    keys = [(0,), (1,), (0,), (1,)]
+    apart = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [0, 1], [1, 0.1], [0.1, 1]]), dim=-1)
+    mixed = apart[[0, 1, 3, 2]]  # the same points, classmates now far apart
+    assert supcon_loss(apart, keys) < supcon_loss(mixed, keys)
+
+
+def test_multi_label_partial_overlaps_are_neither_positive_nor_negative():
+    keys = label_keys(np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1]]))
+    assert keys == [(0,), (0,), (0, 1), (2,)]
+    torch.manual_seed(2)
+    vectors = torch.nn.functional.normalize(torch.randn(4, 3), dim=-1).requires_grad_()
+    loss = supcon_loss(vectors, keys)
+    loss.backward()
+    # row 2 overlaps rows 0 and 1 in part (neither) and has no classmate (no anchor); row 3 has none either
+    kept = [0, 1, 3]
+    assert torch.isclose(loss, supcon_loss(vectors[kept], [keys[i] for i in kept]))
+    assert vectors.grad is not None and (vectors.grad[2] == 0).all() and (vectors.grad[3] != 0).any()
+
+
+def test_no_positive_in_batch_gives_zero_loss_with_a_gradient():
+    vectors = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1).requires_grad_()
+    loss = supcon_loss(vectors, [(0,), (1,), (2,)])
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and vectors.grad is not None
+
+
+def test_batches_are_seeded_and_the_budget_is_setfits():
+    objective = ContrastiveObjective([[1]] * 50, [(i % 3,) for i in range(50)], pad_id=0, steps=7, seed=3)
+    assert objective.batches(0) == objective.batches(0) != objective.batches(1)
+    assert len(objective.batches(0)) == 7 and all(len(set(b)) == 32 for b in objective.batches(0))
+    assert stage_steps(16) == 40 and stage_steps(10_000) == 125
+    small = ContrastiveObjective([[1]] * 5, [(0,)] * 5, pad_id=0, steps=2, seed=0)
+    assert all(sorted(b) == list(range(5)) for b in small.batches(0))
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +80,8 @@ def test_recipe_learns_and_records_itself(few):
     test_texts, test_labels = make_sentiment(80, seed=9)
     assert few.evaluate(test_texts, test_labels)["accuracy"] >= 0.9
     info = few.train_info_["few_shot"]
-    assert info["chosen"] == "few_shot=on" and info["pairs"] == 2 * 20 * 16 and info["pair_steps"] == 40
+    assert info["chosen"] == "few_shot=on" and info["pair_steps"] == 40 and info["pair_batch"] == 16
+    assert info["pairs"] == 40 * 16 * 15 // 2 and info["objective"].startswith("supervised contrastive")
     assert few.train_info_["n_train"] == 16 and few.train_info_["n_eval"] == 0  # no row held out
     assert few.meta_["backend"] == "transformer"
 
@@ -71,7 +105,7 @@ def test_head_is_the_logistic_regression_exactly(few):
 def test_saved_dir_is_a_normal_transformer_model(few, tmp_path):
     path = few.save(tmp_path / "few")
     meta = json.loads((path / "lmworks.json").read_text())
-    assert meta["backend"] == "transformer" and meta["train_info"]["few_shot"]["pairs"] == 640
+    assert meta["backend"] == "transformer" and meta["train_info"]["few_shot"]["pair_steps"] == 40
     loaded = TextClassifier.load(path)
     probe = make_sentiment(12, seed=6)[0]
     assert np.allclose(loaded.predict_proba(probe), few.predict_proba(probe), atol=1e-6)
@@ -87,6 +121,9 @@ def test_auto_uses_the_recipe_below_the_threshold_only(tiny_encoder):
     off = TextClassifier(str(tiny_encoder), few_shot="off", few_shot_below=100, **options).fit(texts, labels,
                                                                                                progress=False)
     assert "few_shot" not in off.train_info_
+    cls = TextClassifier(str(tiny_encoder), head="cls", few_shot_below=100, **options).fit(texts, labels,
+                                                                                          progress=False)
+    assert "few_shot" not in cls.train_info_  # the recipe needs the mean head: auto fine-tunes instead
     tfidf = TextClassifier("tfidf", few_shot="on").fit(texts, labels, progress=False)
     assert "few_shot" not in tfidf.train_info_
 
@@ -107,3 +144,8 @@ def test_recipe_refuses_what_it_cannot_do(tiny_encoder):
         TextClassifier(str(tiny_encoder), few_shot="on", head="cls", max_length=32).fit(texts, labels, progress=False)
     with pytest.raises(ConfigError, match="unknown few-shot mode 'maybe'"):
         TextClassifier(str(tiny_encoder), few_shot="maybe")
+
+
+def test_default_threshold_is_the_one_the_bench_recorded():
+    results = Path(__file__).resolve().parents[2] / "docs" / "results" / "fewshot.json"
+    assert TrainConfig().few_shot_below == json.loads(results.read_text())["values"]["few_shot_below"]

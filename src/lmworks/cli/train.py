@@ -81,7 +81,7 @@ def _model_options(p) -> None:
             "(auto: unless --head cls)", choices=BlendMode.choices())
     _option(m, "--max-length", "max_length", positive_int, "max tokens per text; longer ones are truncated")
     m.add_argument("--multi-label", action="store_true", help="texts may carry several labels")
-    _option(m, "--few-shot", "few_shot", str, "fit an encoder with the few-shot recipe (contrastive pairs, then a "
+    _option(m, "--few-shot", "few_shot", str, "fit an encoder with the few-shot recipe (a contrastive stage, then a "
             "logistic-regression head); auto: when there are fewer than --few-shot-below labels per class",
             choices=FewShot.choices())
     _option(m, "--few-shot-below", "few_shot_below", int, "labels per class (mean) under which --few-shot auto "

@@ -11,8 +11,9 @@ from ..errors import ConfigError, Rule, check_field_types, check_known_fields, c
 from ..modes import Adversarial, AdvLoss, AdvNorm, BlendMode, ClassWeighting, FewShot, Mode, OptimizerKind, Pooling
 
 #: ``few_shot="auto"`` picks the few-shot recipe below this many training labels per class: where
-#: ``bench/fewshot.py`` measured it stop beating plain fine-tuning.
-FEW_SHOT_BELOW = 64
+#: ``bench/fewshot.py`` measured it stop beating plain fine-tuning, or the largest size it measured when it
+#: never did (it won at every size up to 256 on Rotten Tomatoes; a test keeps the two in step).
+FEW_SHOT_BELOW = 256
 
 #: Fields that hold a mode, and its enum: strings are accepted and parsed into members.
 MODE_FIELDS: dict[str, type[Mode]] = {
@@ -144,7 +145,7 @@ class TrainConfig:
         of common (batch) FGM recipes cost 6.5 clean points there (``docs/research-log/benchmarks-history.md``).
     few_shot, few_shot_below:
         ``"auto"`` (default) fits an encoder with the few-shot recipe
-        (:mod:`lmworks.backends.fewshot`: contrastive pairs, then a logistic-regression head) when
+        (:mod:`lmworks.backends.fewshot`: a contrastive stage, then a logistic-regression head) when
         the training data has fewer than ``few_shot_below`` labels per class on average, the
         crossover ``bench/fewshot.py`` measured; ``"on"`` and ``"off"`` force it. The choice and
         why are recorded in ``lmworks.json`` (``train_info.few_shot``).
@@ -205,10 +206,10 @@ class TrainConfig:
             return None
         if self.few_shot is FewShot.ON:
             return "few_shot=on"
-        if labels_per_class >= self.few_shot_below:
+        if labels_per_class >= self.few_shot_below or self.head is Pooling.CLS:  # auto never refuses a cls head
             return None
         return (f"{labels_per_class:.1f} labels per class < few_shot_below={self.few_shot_below}: below it the "
-                "few-shot recipe (contrastive pairs, then a logistic-regression head) beat plain fine-tuning "
+                "few-shot recipe (a contrastive stage, then a logistic-regression head) beat plain fine-tuning "
                 "in bench/fewshot.py")
 
     def blend_with_tfidf(self) -> bool:
