@@ -124,6 +124,9 @@ def test_auto_uses_the_recipe_below_the_threshold_only(tiny_encoder):
     cls = TextClassifier(str(tiny_encoder), head="cls", few_shot_below=100, **options).fit(texts, labels,
                                                                                           progress=False)
     assert "few_shot" not in cls.train_info_  # the recipe needs the mean head: auto fine-tunes instead
+    blended = TextClassifier(str(tiny_encoder), blend="tfidf", few_shot_below=100, **options).fit(texts, labels,
+                                                                                                 progress=False)
+    assert "few_shot" not in blended.train_info_ and blended.train_info_["n_eval"] > 0  # the recipe never blends
     tfidf = TextClassifier("tfidf", few_shot="on").fit(texts, labels, progress=False)
     assert "few_shot" not in tfidf.train_info_
 

@@ -222,8 +222,8 @@ def test_help_explains_every_command(capsys):
 def test_ctrl_c_keeps_best_checkpoint_and_resume_finishes(files, tiny_encoder, tmp_path):
     _, train, dev, _ = files
     out = tmp_path / "model"
-    args = ["train", train, "--eval", dev, "--model", tiny_encoder, "--output", out, "--epochs", "400",
-            "--eval-every", "5", "--patience", "0", "--batch-size", "16", "--max-length", "32",
+    args = ["train", train, "--eval", dev, "--model", tiny_encoder, "--output", out, "--few-shot", "off",
+            "--epochs", "400", "--eval-every", "5", "--patience", "0", "--batch-size", "16", "--max-length", "32",
             "--threads", "1", "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "lmworks.cli", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ from lmworks.search.space import default_space, length_choices, load_space, pars
 optuna = pytest.importorskip("optuna")
 
 # Small, fast trials: a tiny random BERT (real tokenizer) and TF-IDF; one thread each.
-FAST = ["epochs=2", "batch_size=16", "num_threads=1", "lr=0.003", "head_lr_multiplier=1.0"]
+FAST = ["epochs=2", "batch_size=16", "num_threads=1", "lr=0.003", "head_lr_multiplier=1.0", "few_shot=off"]
 
 
 def fixed(*extra: str) -> dict:

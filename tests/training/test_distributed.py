@@ -48,7 +48,7 @@ def _single_process_run(tmp_path: Path, encoder: Path) -> tuple[list[str], list[
     train = write(tmp_path / "train.jsonl", *make_sentiment(192, seed=1))
     dev_texts, dev_labels = make_sentiment(48, seed=2)
     dev = write(tmp_path / "dev.jsonl", dev_texts, dev_labels)
-    common = ["train", str(train), "--eval", str(dev), "--model", str(encoder), "--epochs", "2",
+    common = ["train", str(train), "--eval", str(dev), "--model", str(encoder), "--few-shot", "off", "--epochs", "2",
               "--batch-size", "16", "--lr", "3e-3", "--head-lr-multiplier", "1", "--max-length", "32",
               "--dropout", "0", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0"]
     single = subprocess.run([sys.executable, "-m", "lmworks", *common, "--output", str(tmp_path / "one")],
@@ -122,8 +122,8 @@ def test_two_nodes_resume_from_rank_0s_checkpoint_alone(tmp_path, deterministic_
 
     torchrun = _torchrun()
     train = write(tmp_path / "train.jsonl", *make_sentiment(128, seed=3))
-    common = ["train", str(train), "--model", str(deterministic_encoder), "--batch-size", "16", "--lr", "3e-3",
-              "--max-length", "32", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0",
+    common = ["train", str(train), "--model", str(deterministic_encoder), "--few-shot", "off", "--batch-size", "16",
+              "--lr", "3e-3", "--max-length", "32", "--blend", "none", "--threads", "1", "--quiet", "--patience", "0",
               "--eval-fraction", "0.25", "--output", "model", "--checkpoint-dir", "ckpt", "--keep-checkpoints"]
     nodes = [tmp_path / "rank0", tmp_path / "rank1"]
     port = free_port()  # one master address for both machines

@@ -206,7 +206,9 @@ class TrainConfig:
             return None
         if self.few_shot is FewShot.ON:
             return "few_shot=on"
-        if labels_per_class >= self.few_shot_below or self.head is Pooling.CLS:  # auto never refuses a cls head
+        if labels_per_class >= self.few_shot_below:
+            return None
+        if self.head is Pooling.CLS or self.blend is BlendMode.TFIDF:  # asked for what the recipe does not do
             return None
         return (f"{labels_per_class:.1f} labels per class < few_shot_below={self.few_shot_below}: below it the "
                 "few-shot recipe (a contrastive stage, then a logistic-regression head) beat plain fine-tuning "
