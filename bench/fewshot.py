@@ -120,7 +120,7 @@ def main() -> None:
             rows.append([name, size, *(cell(found[(size, m)]) for m in METHODS)])
             values[f"{name}_{size}"] = means
             gains.setdefault(size, []).append(means["recipe"] - means["plain"])
-    values.update(crossover_values(sizes, gains))
+    values.update(crossover_values(gains))
     columns = ["data", "labels per class", "recipe (contrastive + head)", "plain fine-tuning", "TF-IDF"]
     for row in rows:
         print(" | ".join(map(str, row)))
@@ -135,9 +135,9 @@ def main() -> None:
                columns=columns, rows=rows, values=values, notes=crossover_notes(values))
 
 
-def crossover_values(sizes: list[int], gains: dict[int, list[float]]) -> dict[str, Any]:
-    """The recipe's mean gain over plain fine-tuning per size, and the first size where it is gone."""
-    gain = {size: round(statistics.mean(gains[size]), 4) for size in sizes if size in gains}
+def crossover_values(gains: dict[int, list[float]]) -> dict[str, Any]:
+    """The recipe's mean gain over plain fine-tuning per size measured, and the first size where it is gone."""
+    gain = {size: round(statistics.mean(gains[size]), 4) for size in sorted(gains)}
     gone = [size for size in gain if gain[size] <= 0]
     return {"gain": gain, "few_shot_below": gone[0] if gone else max(gain), "won_everywhere": not gone}
 

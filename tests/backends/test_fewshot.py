@@ -1,4 +1,4 @@
-"""The few-shot recipe: pair sampling, the head written into the network exactly, auto choice, a normal model dir."""
+"""The few-shot recipe: the SupCon loss and its batches, the head written in exactly, auto choice, the model dir."""
 
 import json
 from pathlib import Path

@@ -1,6 +1,6 @@
 """The few-shot recipe: contrastive fine-tuning of the sentence encoder, then a linear head.
 
-With 8 to 64 labels per class, plain fine-tuning has too few examples to move a classification
+With a few labels per class, plain fine-tuning has too few examples to move a classification
 head and an encoder at once. SetFit's recipe (Tunstall et al., 2022) turns N labelled texts into
 many pairs instead: two texts of one class should embed close, two of different classes apart, and
 a logistic regression on the tuned embeddings is then the head. The regression's weights are written
@@ -155,15 +155,16 @@ class FewShotBackend(TransformerBackend):
                 info = trainer.train().info()
         self._fit_head(ids, targets, config)
         seconds = time.perf_counter() - start
+        done = info.get("steps", 0)
         dev = run.score_fn(self._proba(tokenize(self.tokenizer, run.eval_texts, config.max_length,
                                                 what="eval texts")))[1] \
             if run.eval_texts and run.score_fn else None
         return {"train_seconds": round(seconds, 2), "samples_per_second": round(len(texts) / max(seconds, 1e-9), 2),
-                "steps": info.get("steps", 0), "interrupted": bool(info.get("interrupted", False)),
+                "steps": done, "interrupted": bool(info.get("interrupted", False)),
                 "dev_metrics": dev,
                 "few_shot": {"objective": "supervised contrastive (SupCon) over all pairs in a batch",
-                             "pairs": info.get("steps", 0) * objective.batch_size * (objective.batch_size - 1) // 2,
-                             "pair_steps": info.get("steps", 0), "pair_batch": objective.batch_size,
+                             "pairs": done * objective.batch_size * (objective.batch_size - 1) // 2,
+                             "pair_steps": done, "pair_batch": objective.batch_size,
                              "pair_lr": PAIR_LR, "temperature": TEMPERATURE,
                              "head": "logistic regression on the tuned mean-pooled embeddings"}}
 
