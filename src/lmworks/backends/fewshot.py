@@ -105,7 +105,12 @@ class _Pooled(nn.Module):
 
 
 class ContrastiveObjective(Objective):
-    """SupCon over random batches of the labelled texts: ``steps`` batches an epoch, seeded per epoch."""
+    """SupCon over random batches of the labelled texts: ``steps`` batches an epoch, seeded per epoch.
+
+    Random rather than class-balanced (P classes x K texts, the usual SupCon sampler): on 52 classes
+    at 8 labels per class, where few texts in a random batch have a classmate, random batches still
+    won (0.761 vs 0.747 for 16 x 2 and 0.743 for 8 x 4; research log).
+    """
 
     def __init__(self, input_ids: list[list[int]], keys: list[Key], *, pad_id: int, steps: int, seed: int,
                  batch_size: int = CONTRAST_BATCH, temperature: float = TEMPERATURE) -> None:
