@@ -31,6 +31,19 @@ def test_supcon_loss_matches_its_definition():
     assert torch.isclose(supcon_loss(vectors, keys, 0.1), expected / anchors, atol=1e-5)
 
 
+
+def test_rows_without_labels_are_classmates_and_never_their_own_negative():
+    # multi-label rows with no label on: two of them are classmates, apart from every labelled row
+    torch.manual_seed(3)
+    vectors = torch.nn.functional.normalize(torch.randn(4, 4), dim=-1)
+    keys = [(), (), (0,), (1,)]
+    expected = 0.0
+    for i in (0, 1):
+        others = [j for j in range(4) if j != i]
+        logits = torch.stack([vectors[i] @ vectors[j] / 0.1 for j in others])
+        expected += -(logits - torch.logsumexp(logits, 0))[others.index(1 - i)]
+    assert torch.isclose(supcon_loss(vectors, keys, 0.1), expected / 2, atol=1e-5)
+
 def test_supcon_pulls_classmates_together():
     torch.manual_seed(1)
     keys = [(0,), (1,), (0,), (1,)]

@@ -76,13 +76,14 @@ def supcon_loss(vectors: torch.Tensor, keys: Sequence[Key], temperature: float =
 
     Two rows are positives when their label sets are equal and negatives when they share no label.
     Multi-label rows that overlap only in part are neither: they leave the softmax, as SetFit leaves
-    them out of its pairs. Anchors with no positive in the batch do not count; a batch without any
+    them out of its pairs. A row is never its own negative, not even a row with no label (an empty set
+    shares nothing with itself). Anchors with no positive in the batch do not count; a batch without any
     positive gives a zero loss that still has a gradient path (so every rank of a DDP run agrees).
     """
     n = len(keys)
     sets = [set(k) for k in keys]
     same = torch.tensor([[i != j and keys[i] == keys[j] for j in range(n)] for i in range(n)])
-    apart = torch.tensor([[not sets[i] & sets[j] for j in range(n)] for i in range(n)])
+    apart = torch.tensor([[i != j and not sets[i] & sets[j] for j in range(n)] for i in range(n)])
     logits = (vectors @ vectors.T / temperature).masked_fill(~(same | apart), _MASKED)
     log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     anchors = same.any(dim=1)
